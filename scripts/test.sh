@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command behind `make test`: unit tests on the project's own fixtures,
+# then the real-data suite on ../shared/data (required when CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MPLCONFIGDIR="${MPLCONFIGDIR:-$PWD/.venv/.mplconfig}"
+export RAY_AUTH_MODE=disabled
+export TOKENIZERS_PARALLELISM=false
+if [[ "${CI:-}" == "true" ]]; then
+  bash scripts/ci-system-deps.sh
+fi
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

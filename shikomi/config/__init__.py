@@ -1,0 +1,124 @@
+"""The run configuration: one YAML file, validated with pydantic.
+
+Every stage has its own section (in its own module here). Unknown keys and bad
+values are reported as one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import Field, ValidationError
+
+from ..errors import UserError
+from .base import Section
+from .clean import CleanConfig
+from .dedup import DedupConfig
+from .executor import ExecutorConfig
+from .extract import ExtractConfig
+from .langid import LangidConfig
+from .mix import MixConfig
+from .report import ReportConfig
+from .tokenize import TokenizeConfig
+from .tokenizer import TokenizerConfig
+from .train import TrainConfig
+
+
+class Config(Section):
+    name: str = "shikomi"
+    run_dir: str = "runs/default"
+    seed: int = 1234
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    langid: LangidConfig = Field(default_factory=LangidConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    # Where the YAML came from (relative paths in it are relative to the cwd, as
+    # users type them on the command line).
+    source_path: Optional[str] = Field(None, exclude=True)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_path / stage
+
+
+def _format_error(err: ValidationError, where: str) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    value = e.get("input")
+    kind = e["type"]
+    if kind == "extra_forbidden":
+        parent = e["loc"][:-1]
+        return f"{where}: unknown key '{key}' (value {value!r}); allowed keys here: {', '.join(_allowed_keys(parent))}"
+    if kind == "literal_error":
+        allowed = e.get("ctx", {}).get("expected", "")
+        return f"{where}: bad value for '{key}': {value!r}; allowed: {allowed}"
+    msg = e["msg"]
+    return f"{where}: bad value for '{key}': {value!r} ({msg})"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, Section) else None
+        if model is None:
+            return []
+    return sorted(k for k in model.model_fields if k != "source_path") if model is not None else []
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_dict(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: the top level must be a mapping of sections, got {type(data).__name__}")
+    # `base: other.yaml` composes configs (recipes and their tiny variants).
+    base = data.pop("base", None)
+    if base is not None:
+        data = _deep_merge(load_dict(p.parent / base), data)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load and validate a config; with no path, the defaults."""
+    data = load_dict(path) if path else {}
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_format_error(e, str(path or "config"))) from None
+    cfg.source_path = str(path) if path else None
+    return cfg
+
+
+__all__ = ["Config", "load_config", "load_dict", "UserError"]

@@ -1,0 +1,10 @@
+from typing import Optional
+
+from pydantic import Field
+
+from .base import Section
+
+
+class MixConfig(Section):
+    input: Optional[str] = None
+    tasks: Optional[int] = Field(None, ge=1)

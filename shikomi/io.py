@@ -1,0 +1,133 @@
+"""Reading and writing documents in the stage-folder contract.
+
+A stage input may be a stage folder (``<run_dir>/<stage>`` with ``data/`` inside),
+a folder of Parquet or JSONL(.gz) files, or a single such file. Stage outputs are
+Parquet (zstd), one row per document with ``id``, ``text`` and ``metadata``.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+from pathlib import Path
+from typing import IO
+
+from datatrove.data import Document
+from datatrove.pipeline.readers import JsonlReader, ParquetReader
+from datatrove.pipeline.writers.disk_base import DiskWriter
+from datatrove.pipeline.writers.parquet import ParquetWriter
+
+from .errors import UserError
+
+PARQUET_GLOB = "**/*.parquet"
+JSONL_GLOBS = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.json.gz", "*.jsonl.bz2")
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def resolve_input(path: str | Path) -> tuple[str, str, str | None]:
+    """Return (kind, folder, glob_pattern) for a stage input.
+
+    kind is "parquet" or "jsonl". Raises UserError naming the path when it holds
+    no documents we can read.
+    """
+    p = str(path)
+    if _is_remote(p):
+        kind = "jsonl" if ".jsonl" in p or ".json." in p else "parquet"
+        return kind, p, None
+    pp = Path(p)
+    if not pp.exists():
+        raise UserError(f"input not found: {p}")
+    if pp.is_file():
+        name = pp.name
+        if name.endswith(".parquet"):
+            return "parquet", str(pp.parent), name
+        if any(name.endswith(g[1:]) for g in JSONL_GLOBS):
+            return "jsonl", str(pp.parent), name
+        raise UserError(f"{p}: not a Parquet or JSONL(.gz) file")
+    if (pp / "data").is_dir():
+        pp = pp / "data"
+    if any(pp.glob(PARQUET_GLOB)):
+        return "parquet", str(pp), PARQUET_GLOB
+    for g in JSONL_GLOBS:
+        if any(pp.glob(g)):
+            return "jsonl", str(pp), g
+    if (pp / "rejected").is_dir() or pp.name == "data":
+        # an empty stage output: valid, no documents
+        return "parquet", str(pp), PARQUET_GLOB
+    raise UserError(
+        f"{path}: not a stage folder, Parquet or JSONL input (expected <dir>/data/*.parquet, *.parquet or *.jsonl[.gz])"
+    )
+
+
+def input_files(path: str | Path) -> list[str]:
+    """The files a stage input resolves to, sorted (local paths only)."""
+    kind, folder, pattern = resolve_input(path)
+    if _is_remote(folder):
+        return [folder]
+    return sorted(_glob.glob(str(Path(folder) / (pattern or "*")), recursive=True))
+
+
+def reader_for(path: str | Path, *, doc_progress: bool = False, limit: int = -1):
+    """A datatrove reader step for any stage input (files are sharded over tasks)."""
+    kind, folder, pattern = resolve_input(path)
+    common = dict(glob_pattern=pattern, doc_progress=doc_progress, limit=limit, add_file_path=False)
+    if kind == "parquet":
+        return ParquetReader(folder, **common)
+    return JsonlReader(folder, **common)
+
+
+def read_documents(path: str | Path, limit: int = -1):
+    """Iterate the documents of a stage input in this process (tools, tests)."""
+    reader = reader_for(path, limit=limit)
+    yield from reader.run(None, 0, 1)
+
+
+class DocWriter(ParquetWriter):
+    """datatrove's ParquetWriter with a schema that is the union of all rows.
+
+    datatrove infers the schema from the first document, which breaks when later
+    documents carry other metadata keys (a rejected document of another rule, say).
+    We buffer the task's rows and write each file once with ``pa.Table.from_pylist``,
+    which unifies struct fields; output is deterministic for the same input.
+    """
+
+    name = "📒 shikomi Parquet"
+
+    def __init__(self, output_folder, output_filename: str | None = None):
+        super().__init__(
+            output_folder,
+            output_filename=output_filename or "${rank}.parquet",
+            compression="zstd",
+            use_content_defined_chunking=False,
+            max_file_size=-1,
+        )
+        self._rows: dict[str, list[dict]] = {}
+        self._handles: dict[str, IO] = {}
+
+    def _write(self, document: dict, file_handler: IO, filename: str):
+        self._rows.setdefault(filename, []).append(document)
+        self._handles[filename] = file_handler
+
+    def close_file(self, filename):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._rows.pop(filename, None)
+        handle = self._handles.pop(filename, None)
+        if rows and handle is not None:
+            table = pa.Table.from_pylist(rows)
+            pq.write_table(table, handle, compression="zstd", use_content_defined_chunking=False)
+        DiskWriter.close_file(self, filename)
+
+    def close(self):
+        for filename in list(self._rows):
+            self.close_file(filename)
+        self._writers.clear()
+        self._batches.clear()
+        self.output_mg.close()
+
+
+def doc_chars(doc: Document) -> int:
+    return len(doc.text or "")

@@ -1,0 +1,86 @@
+"""Run a stage's jobs with a datatrove executor: local (default), Slurm or Ray."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..config import Config
+from ..errors import UserError
+from ..stage import Job, Stage
+
+
+def _quiet_datatrove(verbose: bool) -> None:
+    """datatrove logs every task to stderr through loguru; keep the console for progress."""
+    if verbose:
+        return
+    try:
+        from loguru import logger
+
+        logger.remove()
+        logger.add(lambda m: None, level="ERROR")
+        os.environ.setdefault("DATATROVE_COLORIZE_LOGS", "0")
+    except Exception:  # pragma: no cover
+        pass
+
+
+def local_executor(stage: Stage, job: Job, cfg: Config, workers: int | None = None):
+    from datatrove.executor import LocalPipelineExecutor
+
+    w = workers if workers is not None else (job.workers if job.workers != -1 else cfg.executor.workers)
+    tasks = job.tasks
+    w = tasks if w in (-1, None) else max(1, min(w, tasks))
+    return LocalPipelineExecutor(
+        pipeline=job.pipeline,
+        tasks=tasks,
+        workers=w,
+        logging_dir=stage.logs_dir(job),
+        start_method=cfg.executor.start_method,
+        skip_completed=True,
+    )
+
+
+def run_local(stage: Stage, cfg: Config, workers: int | None = None, verbose: bool = False) -> dict:
+    """Run every job of the stage in order, then the summary job. Completed tasks
+    (datatrove completion markers) are skipped, so an interrupted stage resumes."""
+    _quiet_datatrove(verbose)
+    stage.path.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    for job in stage.with_summary():
+        ex = local_executor(stage, job, cfg, workers)
+        ex.run()
+        failed = [r for r in range(job.tasks) if not ex.is_rank_completed(r)]
+        if failed:
+            raise UserError(
+                f"stage {stage.name}: job '{job.name}' tasks {failed} failed; logs in {stage.logs_dir(job)}/logs/ "
+                f"(rerun the same command to resume)"
+            )
+    stats_path = stage.path / "stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    stats["wall_s"] = round(time.time() - t0, 3)
+    return stats
+
+
+def reset_stage(stage_dir: Path) -> None:
+    """Remove a stage's outputs (for --force)."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+
+
+def run_stage(stage: Stage, cfg: Config, kind: str | None = None, workers: int | None = None, verbose: bool = False) -> dict:
+    kind = kind or cfg.executor.kind
+    if kind == "local":
+        return run_local(stage, cfg, workers, verbose)
+    if kind == "slurm":
+        from .submit import submit_stage_and_wait
+
+        return submit_stage_and_wait(stage, cfg)
+    if kind == "ray":
+        from .ray_exec import run_ray
+
+        return run_ray(stage, cfg)
+    raise UserError(f"unknown executor '{kind}'; allowed: local, slurm, ray")
