@@ -72,10 +72,12 @@ def input_files(path: str | Path) -> list[str]:
 def reader_for(path: str | Path, *, doc_progress: bool = False, limit: int = -1):
     """A datatrove reader step for any stage input (files are sharded over tasks)."""
     kind, folder, pattern = resolve_input(path)
-    common = dict(glob_pattern=pattern, doc_progress=doc_progress, limit=limit, add_file_path=False)
-    if kind == "parquet":
-        return ParquetReader(folder, **common)
-    return JsonlReader(folder, **common)
+    common = dict(glob_pattern=pattern, doc_progress=doc_progress, limit=limit)
+    reader = ParquetReader(folder, **common) if kind == "parquet" else JsonlReader(folder, **common)
+    # datatrove adds the input file path to metadata; that would make outputs depend
+    # on where the run folder lives, so we leave it out.
+    reader.add_file_path = False
+    return reader
 
 
 def read_documents(path: str | Path, limit: int = -1):

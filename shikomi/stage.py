@@ -178,7 +178,7 @@ def _merge_task_stats(logs_dir: Path) -> list[dict]:
         total = ps if total is None else total + ps
     if total is None:
         return []
-    return json.loads(json.dumps(total.to_json()))
+    return [st.to_dict() for st in total.stats]
 
 
 def _stat_total(v) -> float:
@@ -209,7 +209,11 @@ def summarize(stage_name: str, out_dir: str, job_names: list[str]) -> dict:
 
     # stage-level in: the first CountIn of the first job; out: the writers
     first_job = job_names[0] if job_names else None
-    count_in = collect(lambda s: s["job"] == first_job and "count in" in s.get("name", ""))
+    count_in: dict[str, float] = {}
+    for s in steps:  # the first step of the first job that counts documents in
+        if s["job"] == first_job and "docs_in" in (s.get("stats") or {}):
+            count_in = collect(lambda x, _n=s.get("name"): x["job"] == first_job and x.get("name") == _n)
+            break
     writers = collect(lambda s: s.get("name", "").endswith("write") or "write" in s.get("name", "").split(":")[-1])
     everything = collect(lambda s: True)
 

