@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.pipeline.writers.parquet import ParquetWriter
@@ -46,8 +47,9 @@ def resolve_input(path: str | Path) -> tuple[str, str, str | None]:
         if any(name.endswith(g[1:]) for g in JSONL_GLOBS):
             return "jsonl", str(pp.parent), name
         raise UserError(f"{p}: not a Parquet or JSONL(.gz) file")
-    if (pp / "data").is_dir():
+    if (pp / "data").is_dir() or (pp / "stats.json").is_file():
         pp = pp / "data"
+        pp.mkdir(exist_ok=True)
     if any(pp.glob(PARQUET_GLOB)):
         return "parquet", str(pp), PARQUET_GLOB
     for g in JSONL_GLOBS:
@@ -72,12 +74,47 @@ def input_files(path: str | Path) -> list[str]:
 def reader_for(path: str | Path, *, doc_progress: bool = False, limit: int = -1):
     """A datatrove reader step for any stage input (files are sharded over tasks)."""
     kind, folder, pattern = resolve_input(path)
+    if not _is_remote(folder) and not any(Path(folder).glob(pattern or "*")):
+        return EmptyReader(folder)
     common = dict(glob_pattern=pattern, doc_progress=doc_progress, limit=limit)
-    reader = ParquetReader(folder, **common) if kind == "parquet" else JsonlReader(folder, **common)
+    reader = CountingParquetReader(folder, **common) if kind == "parquet" else CountingJsonlReader(folder, **common)
     # datatrove adds the input file path to metadata; that would make outputs depend
     # on where the run folder lives, so we leave it out.
     reader.add_file_path = False
     return reader
+
+
+class _CountEmpty:
+    """datatrove's readers drop records without text with one warning; we count them."""
+
+    def get_document_from_dict(self, data: dict, source_file: str, id_in_file):
+        doc = super().get_document_from_dict(data, source_file, id_in_file)
+        if doc is None:
+            self.stat_update("skipped/empty_text")
+        return doc
+
+
+class CountingParquetReader(_CountEmpty, ParquetReader):
+    pass
+
+
+class CountingJsonlReader(_CountEmpty, JsonlReader):
+    pass
+
+
+class EmptyReader(PipelineStep):
+    """An input folder with no documents yet (an upstream stage that kept nothing)."""
+
+    name = "empty input"
+    type = "📖 - READER"
+
+    def __init__(self, folder: str):
+        super().__init__()
+        self.folder = folder
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if data:
+            yield from data
 
 
 def read_documents(path: str | Path, limit: int = -1):

@@ -145,6 +145,7 @@ class StageWriter(PipelineStep):
         self.write_rejected = write_rejected
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        (Path(self.out_dir) / self.data_subdir).mkdir(parents=True, exist_ok=True)
         kept = DocWriter(str(Path(self.out_dir) / self.data_subdir))
         rejected = DocWriter(str(Path(self.out_dir) / "rejected")) if self.write_rejected else None
         with kept:

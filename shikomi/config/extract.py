@@ -23,4 +23,5 @@ class ExtractConfig(Section):
     extractor_timeout_s: float = Field(10.0, gt=0)
     min_text_chars: int = Field(1, ge=0, description="documents with less text are counted as empty_text")
     japanese_gate: JapaneseGateConfig = Field(default_factory=JapaneseGateConfig)
+    generate_sample: bool = Field(False, description="demo only: generate the embedded sample into the input folder when it is missing")
     tasks: Optional[int] = Field(None, ge=1)

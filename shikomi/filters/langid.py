@@ -25,10 +25,18 @@ def default_model_path() -> str:
     return str(p)
 
 
+def has_kana(text: str) -> bool:
+    return any("\u3041" <= c <= "\u30fa" for c in text)
+
+
+def cjk_count(text: str) -> int:
+    return sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+
+
 class FastTextLID:
     """predict(text) -> (language, score) on text normalised to one line."""
 
-    def __init__(self, model_path: Optional[str] = None, max_chars: int = 0):
+    def __init__(self, model_path: Optional[str] = None, max_chars: int = 0, kana_guard: bool = True):
         import fasttext
 
         path = model_path or default_model_path()
@@ -38,6 +46,7 @@ class FastTextLID:
         self.model = fasttext.load_model(path)
         self.path = path
         self.max_chars = max_chars
+        self.kana_guard = kana_guard
 
     @staticmethod
     def normalise(text: str) -> str:
@@ -49,6 +58,13 @@ class FastTextLID:
             t = t[: self.max_chars]
         if not t:
             return "und", 0.0
-        labels, scores = self.model.predict(t, k=1)
-        lang = labels[0].replace("__label__", "") if labels else "und"
-        return lang, float(min(1.0, scores[0])) if len(scores) else 0.0
+        labels, scores = self.model.predict(t, k=2)
+        if not len(labels):
+            return "und", 0.0
+        langs = [lab.replace("__label__", "") for lab in labels]
+        lang, score = langs[0], float(min(1.0, scores[0]))
+        if lang == "ja" and self.kana_guard and not has_kana(t) and cjk_count(t) >= 4 and len(langs) > 1:
+            # Japanese prose virtually always contains kana; kanji-only text labelled
+            # ja by lid.176 is mostly Chinese. Fall back to the second label.
+            return langs[1], float(min(1.0, scores[1]))
+        return lang, score

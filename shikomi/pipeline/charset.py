@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-MIN_KANA_SHARE = 0.12
+MIN_KANA_SHARE = 0.05  # kanji-heavy encyclopedic Japanese still has > 10%
+MIN_KANA_SHARE_JA_LABEL = 0.01  # when the page claims a Japanese charset
 _META_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _ISO2022_ESC = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b$(D", b"\x1b(I")
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -68,9 +69,18 @@ def meta_charset(body: bytes) -> Optional[str]:
 
 
 def _strict(body: bytes, codec: str) -> Optional[str]:
+    """Strict decode; a multibyte sequence cut off at the very end (CommonCrawl
+    truncates large payloads) is dropped rather than failing the whole page."""
     try:
         return body.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+    except UnicodeDecodeError as e:
+        if e.start >= len(body) - 4 and e.start > 0:
+            try:
+                return body[: e.start].decode(codec)
+            except UnicodeDecodeError:
+                return None
+        return None
+    except LookupError:
         return None
 
 
@@ -103,7 +113,9 @@ def decode_html(body: bytes, http_charset: Optional[str] = None) -> Decoded:
         if t is not None:
             return Decoded(t, "iso2022_jp", declared, "iso2022")
     if body.isascii():
-        return Decoded(body.decode("ascii"), "ascii", declared, "ascii")
+        # ASCII is a subset of every label we accept: report the label (or utf-8)
+        cs = declared if declared in ("utf-8", "cp1252", "cp932", "euc_jp") else "utf-8"
+        return Decoded(body.decode("ascii"), cs, declared, "ascii")
     t = _strict(body, "utf-8")
     if t is not None:
         return Decoded(t, "utf-8", declared, "utf8")
@@ -115,7 +127,8 @@ def decode_html(body: bytes, http_charset: Optional[str] = None) -> Decoded:
         s = kana_share(t)
         if best is None or s > best[0]:
             best = (s, codec, t)
-    if best is not None and best[0] >= MIN_KANA_SHARE:
+    need = MIN_KANA_SHARE_JA_LABEL if declared in JAPANESE_CHARSETS else MIN_KANA_SHARE
+    if best is not None and best[0] >= need:
         return Decoded(best[2], best[1], declared, "japanese")
     if declared and declared not in ("utf-8", "ascii"):
         t = _strict(body, declared)

@@ -68,10 +68,13 @@ def extract_resiliparse(html: str) -> str:
 
 
 def extract_trafilatura(html: str) -> str:
-    # FineWeb's settings (datatrove Trafilatura defaults): favor precision, no comments.
+    # FineWeb's settings (datatrove's Trafilatura defaults: favor precision, no
+    # comments) except deduplicate: trafilatura's dedup keeps a process-wide cache,
+    # so a page's text would depend on which pages the worker saw before it and a
+    # resumed task would not reproduce the original output.
     from trafilatura import extract
 
-    return extract(html, favor_precision=True, include_comments=False, deduplicate=True) or ""
+    return extract(html, favor_precision=True, include_comments=False, deduplicate=False) or ""
 
 
 EXTRACTORS = {"resiliparse": extract_resiliparse, "trafilatura": extract_trafilatura}
@@ -121,6 +124,31 @@ def decode_content_encoding(body: bytes, encoding: Optional[str]) -> Optional[by
         except Exception:
             return body if b"<" in body[:2048] else None
     return body if b"<" in body[:2048] else None
+
+
+_CT_CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
+
+
+def parse_http_block(block: bytes):
+    """(status, lower-cased headers, payload) of an HTTP response block, or None."""
+    sep = block.find(b"\r\n\r\n")
+    skip = 4
+    if sep < 0:
+        sep, skip = block.find(b"\n\n"), 2
+    if sep < 0 or not block.startswith(b"HTTP/"):
+        return None
+    lines = block[:sep].decode("latin-1").splitlines()
+    parts = lines[0].split()
+    try:
+        status = int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        status = 0
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, block[sep + skip :]
 
 
 def looks_binary(body: bytes) -> bool:
@@ -233,39 +261,40 @@ class WarcExtractor(PipelineStep):
             return None
         doc_id = rid.strip("<>")
         date = parse_warc_date(h.get("WARC-Date"))
-        if record.content_length > self.max_body_bytes * 2:
+        if record.content_length > self.max_body_bytes:
             self._skip("body_too_large")
             return None
         meta = {"url": url, "warc_date": date or "", "warc_record_id": rid, "source": source}
         if h.get("WARC-Date") and date is None:
             meta["warc_date_raw"] = h.get("WARC-Date")[:64]
             self.stat_update("invalid_warc_date")
+        if h.get("WARC-Truncated"):
+            self.stat_update("warc_truncated_payload")  # cut by the crawler: still usable
+        block = record.reader.read()
+        if len(block) < record.content_length:
+            self._skip("truncated_record")  # the file ends inside this record
+            return None
         if rtype.endswith("conversion"):  # WET: already text
-            raw = record.reader.read()
-            text = raw.decode("utf-8", errors="replace").strip()
+            text = block.decode("utf-8", errors="replace").strip()
             meta.update(content_type="text/plain", charset="utf-8")
             return self._finish(doc_id, text, meta)
 
         if rtype.endswith("response"):
-            record.parse_http()
-            if not record.http_headers:
+            parsed = parse_http_block(block)
+            if parsed is None:
                 self._skip("no_http_headers")
                 return None
-            status = record.http_headers.status_code or 0
+            status, hdrs, body = parsed
             if status and not (200 <= status < 300):
                 self._skip("http_redirect" if 300 <= status < 400 else "http_error_status")
                 return None
-            ctype = (record.http_content_type or "").lower()
-            http_charset = record.http_charset
-            cenc = record.http_headers.get("Content-Encoding")
+            ctype_full = hdrs.get("content-type", "")
+            cenc = hdrs.get("content-encoding")
         else:  # resource
-            ctype = (h.get("Content-Type") or "").split(";")[0].strip().lower()
-            http_charset = None
-            cenc = None
-        body = record.reader.read(self.max_body_bytes + 1)
-        if len(body) > self.max_body_bytes:
-            self._skip("body_too_large")
-            return None
+            ctype_full, cenc, body = h.get("Content-Type") or "", None, block
+        ctype = ctype_full.split(";")[0].strip().lower()
+        m = _CT_CHARSET_RE.search(ctype_full)
+        http_charset = m.group(1) if m else None
         if not body.strip():
             self._skip("empty_body")
             return None
@@ -345,6 +374,11 @@ def resolve_warc_inputs(inputs: list[str]) -> list[str]:
 
 def build(cfg: Config, input_path: Optional[str] = None) -> Stage:
     ec = cfg.extract
+    if ec.generate_sample and not input_path:
+        from ..demo_data import ensure_sample
+
+        for inp in ec.input:
+            ensure_sample(Path(inp).parent)
     inputs = resolve_warc_inputs([input_path] if input_path else list(ec.input))
     out = str(cfg.stage_dir("extract"))
     tasks = ec.tasks or cfg.executor.tasks
