@@ -53,9 +53,9 @@ class FastTextLID:
         return _WS.sub(" ", text).strip()
 
     def predict(self, text: str) -> tuple[str, float]:
-        t = self.normalise(text)
         if self.max_chars:
-            t = t[: self.max_chars]
+            text = text[: self.max_chars]
+        t = self.normalise(text)
         if not t:
             return "und", 0.0
         labels, scores = self.model.predict(t, k=2)

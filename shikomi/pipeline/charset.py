@@ -84,21 +84,20 @@ def _strict(body: bytes, codec: str) -> Optional[str]:
         return None
 
 
+_KANA_RE = re.compile("[\u3040-\u30ff]")
+_HALF_KATA_RE = re.compile("[\uff61-\uff9f]")
+_NON_ASCII_RE = re.compile("[^\x00-\x7f]")
+SAMPLE_CHARS = 65536
+
+
 def kana_share(text: str) -> float:
-    """Full-width kana among non-ASCII characters, minus half-width katakana."""
-    non_ascii = kana = half = 0
-    for ch in text:
-        o = ord(ch)
-        if o < 128:
-            continue
-        non_ascii += 1
-        if 0x3040 <= o <= 0x30FF:
-            kana += 1
-        elif 0xFF61 <= o <= 0xFF9F:
-            half += 1
+    """Full-width kana among non-ASCII characters, minus twice the half-width
+    katakana (measured on the first SAMPLE_CHARS characters)."""
+    t = text[:SAMPLE_CHARS]
+    non_ascii = len(_NON_ASCII_RE.findall(t))
     if not non_ascii:
         return 0.0
-    return (kana - 2 * half) / non_ascii
+    return (len(_KANA_RE.findall(t)) - 2 * len(_HALF_KATA_RE.findall(t))) / non_ascii
 
 
 def decode_html(body: bytes, http_charset: Optional[str] = None) -> Decoded:

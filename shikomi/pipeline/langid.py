@@ -26,19 +26,22 @@ class LanguageRule(Rule):
     name = "language id"
     rule = "language"
 
-    def __init__(self, languages: list[str], threshold: float, thresholds: dict[str, float], model: Optional[str]):
+    def __init__(self, languages: list[str], threshold: float, thresholds: dict[str, float], model: Optional[str],
+                 max_chars: int = 10_000, kana_guard: bool = True):
         super().__init__()
         self.languages = list(languages)
         self.threshold = threshold
         self.thresholds = dict(thresholds)
         self.model_path = model
+        self.max_chars = max_chars
+        self.kana_guard = kana_guard
         self._lid = None
 
     def check(self, doc):
         if self._lid is None:
             from ..filters.langid import FastTextLID
 
-            self._lid = FastTextLID(self.model_path)
+            self._lid = FastTextLID(self.model_path, max_chars=self.max_chars, kana_guard=self.kana_guard)
         lang, score = self._lid.predict(doc.text)
         doc.metadata["language"] = lang
         doc.metadata["language_score"] = round(score, 4)
@@ -122,7 +125,7 @@ def build(cfg: Config, input_path: Optional[str] = None) -> Stage:
     pipeline = [
         reader_for(src),
         CountIn(),
-        LanguageRule(lc.languages, lc.threshold, lc.thresholds, lc.model),
+        LanguageRule(lc.languages, lc.threshold, lc.thresholds, lc.model, lc.max_chars, lc.kana_guard),
         LanguageRouter(out, lc.languages),
     ]
     return Stage("langid", out, [Job("langid", pipeline, tasks=tasks)], inputs=[src], extras=langid_extras)
