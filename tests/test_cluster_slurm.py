@@ -1,0 +1,199 @@
+"""The chain on a real Slurm: Debian's slurmctld/slurmd/munge on localhost, started by
+scripts/slurm/start.sh and stopped (by PID) at the end. Skips where Slurm cannot be
+installed or started (a user's laptop); under CI=true it is installed and must run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_cluster import outputs, sample, shikomi, write_config  # noqa: F401  (fixtures and helpers)
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SLURM_DIR = Path(os.environ.get("SHIKOMI_SLURM_DIR", "/tmp/shikomi-slurm"))
+
+pytestmark = pytest.mark.slurm
+
+
+def _alive(pidfile: Path) -> bool:
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running single-node Slurm; yields the environment to reach it."""
+
+    def unavailable(msg: str):
+        if IN_CI:
+            pytest.fail(f"CI=true but {msg}")
+        pytest.skip(msg)
+
+    if IN_CI:
+        subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "install.sh")], check=False)
+    missing = [exe for exe in ("slurmctld", "slurmd", "sbatch", "munged") if shutil.which(exe) is None
+               and not Path("/usr/sbin", exe).exists()]
+    if missing:
+        unavailable(f"Slurm is not installed ({', '.join(missing)} missing; sudo bash scripts/slurm/install.sh)")
+    if os.geteuid() != 0:
+        unavailable("starting slurmd needs root")
+    env = {"SLURM_CONF": str(SLURM_DIR / "slurm.conf"), "SHIKOMI_SLURM_DIR": str(SLURM_DIR)}
+    was_up = _alive(SLURM_DIR / "slurmctld.pid") and _alive(SLURM_DIR / "slurmd.pid")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "start.sh")], capture_output=True, text=True,
+                       env={**os.environ, **env}, timeout=120)
+    if r.returncode != 0:
+        unavailable(f"the local Slurm did not start: {r.stderr.strip()[-500:]}")
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if not was_up:  # stop only the daemons this session started
+            subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "stop.sh")], env={**os.environ, **env},
+                           check=False, timeout=120)
+
+
+def slurm_config(tmp_path: Path, sample: Path, run: str, **slurm) -> Path:
+    opts = {"partition": "debug", "cpus_per_task": 1, "mem_per_cpu_gb": 0.5, "time": "00:20:00", "poll_s": 1}
+    opts.update(slurm)
+    return write_config(tmp_path / f"{run}.yaml", sample, tmp_path / run, kind="slurm", slurm=opts)
+
+
+def datatrove_stages() -> list[str]:
+    """The demo chain's datatrove stages that this checkout has, from extract up to
+    the first one it lacks."""
+    from shikomi.cli import CHAIN, STAGES
+
+    out = []
+    for name in CHAIN:
+        if name not in STAGES:
+            break
+        if importlib.util.find_spec(STAGES[name][1].split(":")[0]) is None:
+            break
+        out.append(name)
+    return out
+
+
+def record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "submit" / "jobs.json").read_text())
+
+
+def test_demo_chain_on_slurm_matches_local(slurm, tmp_path, sample):
+    stages = ",".join(datatrove_stages())
+    shikomi("run", "--config", str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
+            "--stages", stages, cwd=tmp_path)
+    r = shikomi("submit", "--config", str(slurm_config(tmp_path, sample, "slurm")), "--stages", stages, "--wait",
+                cwd=tmp_path)
+    assert "complete" in r.stdout.splitlines()[-1], r.stdout
+    a, b = outputs(tmp_path / "local"), outputs(tmp_path / "slurm")
+    assert any(k.startswith("langid/ja/data/") for k in a)
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+    for st in stages.split(","):
+        la = json.loads((tmp_path / "local" / st / "stats.json").read_text())
+        lb = json.loads((tmp_path / "slurm" / st / "stats.json").read_text())
+        assert (la["documents_in"], la["documents_out"], la["dropped"]) == \
+            (lb["documents_in"], lb["documents_out"], lb["dropped"]), st
+    # every job ran as its own Slurm job, chained in order
+    rec = record(tmp_path / "slurm")
+    ids = [int(j["job_id"]) for j in rec["jobs"]]
+    assert ids == sorted(ids) and len(ids) >= 2 * len(stages.split(","))
+    st = json.loads(shikomi("status", str(tmp_path / "slurm"), "--json", cwd=tmp_path).stdout)
+    assert st["complete"] and all(j["done"] == j["tasks"] for s in st["stages"] for j in s["jobs"])
+
+
+def test_cancelled_array_task_is_resubmitted_alone(slurm, tmp_path, sample):
+    cfg = slurm_config(tmp_path, sample, "run")
+    shikomi("submit", "--config", str(cfg), "--stages", "extract,langid", cwd=tmp_path)
+    run = tmp_path / "run"
+    first = record(run)
+    extract_id = first["jobs"][0]["job_id"]
+    subprocess.run(["scancel", f"{extract_id}_1"], check=True)
+    from shikomi.pipeline.submit import wait_for
+
+    wait_for([j["job_id"] for j in first["jobs"] if j["job_id"]], 1, quiet=True)
+    st = json.loads(shikomi("status", str(run), "--json", cwd=tmp_path).stdout)
+    jobs = {(s["stage"], j["job"]): j for s in st["stages"] for j in s["jobs"]}
+    ex = jobs[("extract", "extract")]
+    assert not st["complete"] and ex["done"] == 1
+    assert [f["rank"] for f in ex["failed"]] == [1]
+    assert ex["failed"][0]["slurm_log"].endswith(f"slurm_logs/{extract_id}_1.out")
+    assert jobs[("langid", "langid")]["done"] == 0  # its dependency failed: never ran
+    # rerun: only extract's task 1 is sent again, then everything after it
+    r = shikomi("submit", "--config", str(cfg), "--stages", "extract,langid", "--wait", cwd=tmp_path)
+    second = record(run)
+    assert second["jobs"][0]["stage"] == "extract" and second["jobs"][0]["ranks"] == [1]
+    assert second["jobs"][0]["job_id"] != extract_id
+    assert "complete" in r.stdout.splitlines()[-1]
+    shikomi("run", "--config", str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
+            "--stages", "extract,langid", cwd=tmp_path)
+    a, b = outputs(tmp_path / "local"), outputs(run)
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+    # a third submit finds nothing to do
+    r = shikomi("submit", "--config", str(cfg), "--stages", "extract,langid", cwd=tmp_path)
+    assert r.stdout.count("done, skipped") == 4
+
+
+def test_bad_cluster_config_fails_at_submit(slurm, tmp_path, sample):
+    cfg = slurm_config(tmp_path, sample, "bad", partition="gpu-huge")
+    r = shikomi("submit", "--config", str(cfg), "--stages", "extract", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown partition 'gpu-huge'; this cluster has: debug" in r.stderr
+    cfg = slurm_config(tmp_path, sample, "bad", env_command="source /nonexistent/venv/bin/activate")
+    r = shikomi("submit", "--config", str(cfg), "--stages", "extract", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "does not give a Python with shikomi" in r.stderr
+    assert "/nonexistent/venv/bin/activate" in r.stderr
+    cfg = slurm_config(tmp_path, sample, "bad", cpus_per_task=512)
+    r = shikomi("submit", "--config", str(cfg), "--stages", "extract", cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "Slurm refuses the job options" in r.stderr
+    assert not (tmp_path / "bad" / "submit" / "jobs.json").exists()  # nothing was submitted
+
+
+def _train_config(tmp_path: Path, sample: Path) -> Path:
+    from shikomi.train.synthetic import synthetic_token_folder
+
+    cfg = slurm_config(tmp_path, sample, "trun", train={"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 1,
+                                                         "time": "00:20:00", "args": ["--max-steps", "3"]})
+    data = yaml.safe_load(cfg.read_text())
+    data["train"] = {"model": {"preset": "tiny"}, "seq_len": 32, "global_batch_size": 2, "micro_batch_size": 1,
+                     "max_steps": 3, "eval_interval": 0, "checkpoint_interval": 0, "progress": False,
+                     "device": "cpu", "eval_sequences": 2}
+    cfg.write_text(yaml.safe_dump(data))
+    synthetic_token_folder(tmp_path / "trun" / "tokenize", vocab_size=256, docs_per_source=20)
+    return cfg
+
+
+def test_trainer_sbatch_passes_test_only_and_trains_on_slurm(slurm, tmp_path, sample):
+    cfg = _train_config(tmp_path, sample)
+    shikomi("submit", "--config", str(cfg), "--stages", "train", "--dry-run", cwd=tmp_path)
+    script = tmp_path / "trun" / "submit" / "dry-run" / "01-train.sbatch"
+    r = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "to start at" in r.stderr
+    # one node, CPU, through Slurm: srun torchrun with the c10d rendezvous
+    r = shikomi("submit", "--config", str(cfg), "--stages", "train", "--wait", cwd=tmp_path)
+    logs = list((tmp_path / "trun" / "train" / "slurm").glob("*.out"))
+    log = logs[0].read_text() if logs else ""
+    metrics = tmp_path / "trun" / "train" / "metrics.jsonl"
+    assert metrics.is_file(), log[-3000:]
+    steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines() if ln.strip()]
+    assert steps == [0, 1, 2], log[-3000:]  # three optimizer steps
+    assert "rendezvous" in log
+    assert "last logged step 2" in shikomi("status", str(tmp_path / "trun"), cwd=tmp_path).stdout
