@@ -150,18 +150,18 @@ def pydoc_topics() -> list[tuple[str, str]]:
     return [(k, topics[k]) for k in sorted(topics) if len(topics[k]) > 400]
 
 
+ARTICLE_TITLES = ["市場と台所", "京都と図書館", "言語と北海道", "縁側と駅", "文字と商店街", "山と湖",
+                  "古民家と紫陽花", "朝と会議", "祭りと鉄道", "お茶と町", "紙と田んぼ", "備えと物語",
+                  "パンと博物館", "データと海", "自転車とオンライン"]
+
+
 def ja_articles() -> list[tuple[str, list[str]]]:
+    """Articles of four paragraphs each; no paragraph appears in two articles (the
+    duplicates of the sample are made on purpose in build_records)."""
     ps = ja_paragraphs()
-    titles = ["朝の市場と台所", "京都と図書館の午後", "はじめてのプログラミングと冬の北海道", "夏の縁側と駅のホーム",
-              "日本語と商店街", "山と湖の研究", "古民家カフェと紫陽花", "朝のランニングと会議資料",
-              "夏祭りと鉄道", "お茶と移住の町"]
-    arts = [(titles[i], ps[3 * i: 3 * i + 3]) for i in range(10) if ps[3 * i: 3 * i + 3]]
-    # second partition: pairs with a stride (partial overlaps: hard negatives for dedup)
-    extra_titles = ["季節の便り", "暮らしの知恵", "旅と記憶", "学びの時間", "町の話題"]
-    for j, t in enumerate(extra_titles):
-        idx = [(j * 7 + 1) % len(ps), (j * 7 + 5) % len(ps)]
-        arts.append((t, [ps[i] for i in idx]))
-    return arts
+    n = len(ps) // 4
+    return [(ARTICLE_TITLES[i % len(ARTICLE_TITLES)] + ("" if i < len(ARTICLE_TITLES) else f" その{i // len(ARTICLE_TITLES) + 1}"),
+             ps[4 * i: 4 * i + 4]) for i in range(n)]
 
 
 def build_records() -> dict[str, list[Rec]]:
