@@ -163,24 +163,49 @@ def config_from_args(args, stage_section: str | None = None):
     return load_config(getattr(args, "config", None), overrides)
 
 
+def _si(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:,.0f}"
+
+
 def print_summary(stats: dict, out_dir: Path) -> None:
+    """The one-screen summary printed when a stage ends."""
     name = stats.get("stage", "?")
     din, dout = stats.get("documents_in", 0), stats.get("documents_out", 0)
-    line = f"[{name}] {din:,} documents in -> {dout:,} kept, {stats.get('documents_dropped', 0):,} dropped"
+    cin, cout = stats.get("chars_in", 0), stats.get("chars_out", 0)
+
+    def pct(a, b):
+        return f" ({a / b:.1%})" if b else ""
+
+    line = f"[{name}] {din:,} documents in -> {dout:,} kept{pct(dout, din)}, {stats.get('documents_dropped', 0):,} dropped"
     if "wall_s" in stats:
         rate = din / stats["wall_s"] if stats["wall_s"] else 0
         line += f" in {stats['wall_s']:.1f}s ({rate:,.0f} docs/s)"
     print(line)
+    if cin or cout:
+        print(f"  characters {_si(cin)} -> {_si(cout)}" + (pct(cout, cin) if cin else ""))
     if stats.get("skipped"):
         print("  skipped records: " + ", ".join(f"{k}={v:,}" for k, v in stats["skipped"].items()))
+    if stats.get("languages"):
+        langs = sorted(stats["languages"].items(), key=lambda kv: -(kv[1] if isinstance(kv[1], (int, float)) else 0))
+        print("  languages: " + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in langs[:8]))
+    rule_time = {}
+    for r in stats.get("rules") or []:
+        for rule in (r.get("dropped") or {}):
+            rule_time[rule] = rule_time.get(rule, 0) + r.get("time_s", 0)
     dropped = sorted((stats.get("dropped") or {}).items(), key=lambda kv: -kv[1]["documents"])
-    for rule, d in dropped[:12]:
-        print(f"  dropped {rule:<32} {d['documents']:>8,} docs {d['chars']:>12,} chars")
-    if len(dropped) > 12:
-        print(f"  ... {len(dropped) - 12} more rules in stats.json")
+    for rule, d in dropped[:10]:
+        t = f" {rule_time[rule]:>7.1f}s" if rule in rule_time else ""
+        print(f"  dropped {rule:<30} {d['documents']:>9,} docs{pct(d['documents'], din):>9} {d['chars']:>13,} chars{t}")
+    if len(dropped) > 10:
+        print(f"  ... {len(dropped) - 10} more rules in stats.json")
     if "tokens_out" in stats:
         print(f"  tokens out: {stats['tokens_out']:,}")
     print(f"  output: {out_dir}/  stats: {out_dir}/stats.json")
+    if dropped:
+        print(f"  see why: shikomi inspect {out_dir} --reason {dropped[0][0]}")
 
 
 def run_one_stage(name: str, cfg, input_path: str | None, args) -> dict:
@@ -188,8 +213,10 @@ def run_one_stage(name: str, cfg, input_path: str | None, args) -> dict:
 
     section, target = STAGES[name]
     build = _load(target, name)
-    stage = build(cfg, input_path)
     if getattr(args, "force", False):
+        reset_stage(cfg.stage_dir(section))  # before build: a builder may check its previous output
+    stage = build(cfg, input_path)
+    if getattr(args, "force", False) and stage.path != cfg.stage_dir(section):
         reset_stage(stage.path)
     stats = run_stage(stage, cfg, kind=cfg.executor.kind, workers=getattr(args, "workers", None),
                       verbose=getattr(args, "verbose", False))

@@ -76,7 +76,10 @@ def run_local(stage: Stage, cfg: Config, workers: int | None = None, verbose: bo
     t0 = time.time()
     for job in stage.with_summary():
         ex = local_executor(stage, job, cfg, workers)
-        ex.run()
+        from .report import TaskProgress
+
+        with TaskProgress(stage.name, job.name, stage.logs_dir(job), job.tasks, enabled=None if not verbose else False):
+            ex.run()
         failed = [r for r in range(job.tasks) if not ex.is_rank_completed(r)]
         if failed:
             raise UserError(
