@@ -1,4 +1,4 @@
-from typing import Optional
+from typing import Optional, Union
 
 from pydantic import Field
 
@@ -6,5 +6,19 @@ from .base import Section
 
 
 class CleanConfig(Section):
+    """The clean stage: a profile (YAML list of rules with thresholds) run in order.
+
+    `profile` is a built-in name (shikomi/filters/profiles/<name>.yaml: default,
+    swallow) or a path to a YAML file. `rules` overrides the profile per
+    rule: `{rule: {param: value}}` changes thresholds, `{rule: false}` turns a rule
+    off. `quality_labels` / `quality_model` feed the `quality_classifier` rule; without
+    either, that rule is left out (and the stage says so).
+    """
+
+    profile: str = Field("default", description="built-in profile name or path to a profile YAML")
+    rules: dict[str, Union[bool, dict]] = Field(default_factory=dict, description="per-rule overrides")
+    quality_labels: Optional[str] = Field(None, description="labelled JSONL (text, label good/bad) for quality_classifier")
+    quality_model: Optional[str] = Field(None, description="trained fastText model for quality_classifier")
+    write_rejected: bool = Field(True, description="write dropped documents to rejected/")
     input: Optional[str] = None
     tasks: Optional[int] = Field(None, ge=1)

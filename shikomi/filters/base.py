@@ -1,0 +1,116 @@
+"""The clean stage's rule base: one small class per rule, thresholds from config.
+
+Every rule is a `shikomi.stage.Rule` (a datatrove pipeline step) with a `Params`
+model holding its thresholds. A profile (YAML) lists rules by name with their
+parameters; unknown parameters are one-line errors. Rules register themselves in
+`RULES` under their name, which is also the `reject_reason` prefix and the step
+name in `stats.json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from ..config.base import Section
+from ..errors import UserError
+from ..stage import Rule
+
+RULES: dict[str, type["CleanRule"]] = {}
+
+
+class NoParams(Section):
+    pass
+
+
+class CleanRule(Rule):
+    """A rule with its parameters. Subclasses set `rule`, `Params` and `check`.
+
+    `kind` is "filter" (drops documents) or "transform" (rewrites the text and never
+    drops). Heavy objects (taggers, HojiChar filters, compiled dictionaries) are made
+    lazily in `setup()` on first use, so steps pickle cheaply to Slurm/Ray workers.
+    """
+
+    rule: ClassVar[str] = "rule"
+    kind: ClassVar[str] = "filter"
+    Params: ClassVar[type[Section]] = NoParams
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.name = cls.rule  # the step name in datatrove stats and stats.json
+
+    def __init__(self, **params: Any):
+        super().__init__()
+        self.params = self.Params(**params)
+        self._ready = False
+
+    def setup(self) -> None:
+        """Build heavy objects; called once per process before the first check."""
+
+    def ensure_ready(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        # drop lazily built objects (fugashi taggers do not pickle)
+        for k in [k for k in state if k.startswith("_h_")]:
+            del state[k]
+        state["_ready"] = False
+        return state
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        self.ensure_ready()
+        yield from super().run(data, rank, world_size)
+
+    def apply_text(self, text: str):
+        """Apply to one text outside a pipeline: filters return (rule, value) when
+        they drop it, else None; transforms return the new text."""
+        from datatrove.data import Document
+
+        self.ensure_ready()
+        doc = Document(text=text, id="x")
+        res = self.check(doc)
+        if self.kind == "transform":
+            return doc.text
+        return _normalise_result(self.rule, res)
+
+
+def _normalise_result(rule: str, res):
+    if res is None or res is False:
+        return None
+    if isinstance(res, tuple):
+        return res
+    if res is True:
+        return (rule, None)
+    return (res, None)
+
+
+def register(cls: type[CleanRule]) -> type[CleanRule]:
+    if cls.rule in RULES and RULES[cls.rule] is not cls:
+        raise RuntimeError(f"duplicate clean rule name {cls.rule}")
+    RULES[cls.rule] = cls
+    return cls
+
+
+def make_rule(name: str, params: dict | None, where: str = "clean profile") -> CleanRule:
+    """Instantiate a registered rule, turning bad names/params into one-line errors."""
+    _import_rule_modules()
+    cls = RULES.get(name)
+    if cls is None:
+        raise UserError(f"{where}: unknown rule '{name}'; known rules: {', '.join(sorted(RULES))}")
+    try:
+        return cls(**(params or {}))
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(cls.Params.model_fields) or "(none)"
+            raise UserError(f"{where}: rule '{name}' has no parameter '{key}'; allowed: {allowed}") from None
+        raise UserError(f"{where}: rule '{name}': bad value for '{key}': {err.get('input')!r} ({err['msg']})") from None
+
+
+def _import_rule_modules() -> None:
+    from . import classifier, hojichar_rules, quality_rules  # noqa: F401  (registration side effect)
