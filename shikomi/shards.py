@@ -58,6 +58,16 @@ class ShardWriter:
         self.lengths.append(int(arr.size))
         self.tokens += int(arr.size)
 
+    def add_many(self, tokens, lengths) -> None:
+        """Append several documents at once: their tokens back to back, and their lengths."""
+        arr = np.asarray(tokens, dtype=self.dtype)
+        lengths = [int(n) for n in lengths]
+        if sum(lengths) != arr.size:
+            raise ValueError(f"add_many: {arr.size} tokens but the lengths sum to {sum(lengths)}")
+        self._bin.write(arr.tobytes(order="C"))
+        self.lengths.extend(lengths)
+        self.tokens += int(arr.size)
+
     @property
     def documents(self) -> int:
         return len(self.lengths)

@@ -315,9 +315,26 @@ class TooShortLines(HojiCharRule):
 
         return DiscardTooShortLines(threshold=self.params.threshold)
 
+    @staticmethod
+    def _non_blank(text: str) -> str:
+        # HojiChar counts blank lines as short; extracted web text separates
+        # paragraphs with blank lines, so every well-formed article would look
+        # like a menu. Only lines with content are counted.
+        return "\n".join(x for x in text.split("\n") if x.strip())
+
+    def check(self, doc):
+        from hojichar import Document as HDocument
+
+        text = self._non_blank(doc.text)
+        hd = HDocument(text)
+        self._h_filter.apply(hd)
+        if hd.is_rejected:
+            return self.rule, self.value(text)
+        return None
+
     def value(self, text):
-        lines = [len(x) for x in text.split("\n")]
-        return sum(1 for x in lines if x <= 10) / len(lines)
+        lines = [len(x) for x in self._non_blank(text).split("\n")]
+        return sum(1 for x in lines if x <= 10) / max(1, len(lines))
 
 
 class SingleCharParams(Section):
