@@ -14,6 +14,12 @@ from ..errors import UserError
 from ..stage import Job, Stage
 
 
+def _not_user_error(record) -> bool:
+    """A UserError raised inside a task is printed once, as one line, by the CLI."""
+    exc = record["exception"]
+    return not (exc is not None and isinstance(exc.value, UserError))
+
+
 def _quiet_add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     """datatrove's add_task_logger, with only errors on the console (the full log
     still goes to <logs>/logs/task_NNNNN.log)."""
@@ -24,7 +30,7 @@ def _quiet_add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
-    logger.add(sys.stderr, colorize=False, level="ERROR", format=fmt)
+    logger.add(sys.stderr, colorize=False, level="ERROR", format=fmt, filter=_not_user_error)
     logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
