@@ -1,0 +1,112 @@
+"""Text normalisation and hashing for dedup: exact keys, character shingles, lines.
+
+Shingle hashes are computed for a whole document at once with numpy: the text
+becomes an array of code points and the n-gram hash is a polynomial over them
+(wrapping uint64 arithmetic) followed by the MurmurHash3 64-bit finaliser.
+`shingle_hash64` is the same function for one n-gram string, used to check the
+vectorised path against datasketch, which hashes one string at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import xxhash
+
+_WS = re.compile(r"\s+")
+_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
+
+# polynomial base of the n-gram hash (an odd 64-bit constant)
+_POLY = np.uint64(0x9E3779B97F4A7C15)
+_POLY_INT = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+
+
+def fold(text: str) -> str:
+    """NFKC and whitespace folded: the text exact dedup compares."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def normalize(text: str, lowercase: bool = True, fold_digits: bool = True) -> str:
+    """The text shingles are taken from: `fold`, lowercased, ASCII digits mapped to 0."""
+    return normalize_folded(fold(text), lowercase, fold_digits)
+
+
+def normalize_folded(t: str, lowercase: bool = True, fold_digits: bool = True) -> str:
+    """`normalize` of a text that is already `fold`ed."""
+    if lowercase:
+        t = t.lower()
+    if fold_digits:
+        # after NFKC digits are ASCII; in UTF-8 their bytes never occur inside other characters
+        t = t.encode("utf-8").translate(_DIGITS).decode("utf-8")
+    return t
+
+
+def exact_key(folded: str) -> int:
+    """64-bit key of the folded text (xxh3)."""
+    return xxhash.xxh3_64_intdigest(folded.encode("utf-8"))
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3 64-bit finaliser on a uint64 array (wrapping arithmetic)."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    return h ^ (h >> 33)
+
+
+def shingles(text: str, n: int) -> list[str]:
+    """The character n-grams of a normalised text (the whole text when shorter than n)."""
+    if not text:
+        return []
+    if len(text) < n:
+        return [text]
+    return [text[i : i + n] for i in range(len(text) - n + 1)]
+
+
+def shingle_hash64(gram: str) -> int:
+    """64-bit hash of one n-gram string (reference for `shingle_hashes`)."""
+    h = 0
+    for ch in gram:
+        h = (h * _POLY_INT + ord(ch)) & _M64
+    return _fmix64_int(h)
+
+
+def shingle_hash32(gram: str) -> int:
+    """32-bit shingle hash fed to MinHash: the top half of `shingle_hash64`."""
+    return shingle_hash64(gram) >> 32
+
+
+def shingle_hashes(text: str, n: int) -> np.ndarray:
+    """uint64 hashes of every character n-gram of `text`, in order (vectorised)."""
+    if not text:
+        return np.zeros(0, dtype=np.uint64)
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    m = len(cps) - n + 1
+    if m <= 0:
+        n, m = len(cps), 1
+    h = np.zeros(m, dtype=np.uint64)
+    for i in range(n):
+        h *= _POLY
+        h += cps[i : i + m]
+    return fmix64(h)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their line endings, so that joining them gives the text back."""
+    return text.splitlines(keepends=True)
+
+
+def line_hash(norm_line: str) -> int:
+    return xxhash.xxh3_64_intdigest(norm_line.encode("utf-8"))
