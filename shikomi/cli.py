@@ -66,6 +66,8 @@ def _common(p: argparse.ArgumentParser, needs_config: bool = False) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's task logs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set dedup.threshold=0.7 (repeatable)")
+    p.add_argument("--scale", choices=["full", "tiny"], default="full",
+                   help="tiny: use the config's CPU-sized variant (NAME.tiny.yaml beside NAME.yaml)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c")
     p.add_argument("--labels", required=True, help="JSONL with text and label (good/bad)")
     p.add_argument("--group", type=int, default=1, help="join this many same-label lines into one document")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for a quality classifier trained on these labels")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export-hf", help="export a checkpoint as a transformers Llama model")
     p.add_argument("--config", "-c")
@@ -129,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=["mix-scaling"])
     p.add_argument("--config", "-c", required=True)
     p.add_argument("--output", "-o")
+    p.add_argument("--scale", choices=["full", "tiny"], default="full", help="tiny: NAME.tiny.yaml beside NAME.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
     return ap
 
 
@@ -160,7 +165,18 @@ def config_from_args(args, stage_section: str | None = None):
         overrides.setdefault("executor", {})["workers"] = args.workers
     if stage_section and getattr(args, "tasks", None):
         overrides.setdefault(stage_section, {})["tasks"] = args.tasks
-    return load_config(getattr(args, "config", None), overrides)
+    return load_config(scaled_config_path(getattr(args, "config", None), getattr(args, "scale", None)), overrides)
+
+
+def scaled_config_path(path: str | None, scale: str | None) -> str | None:
+    """`--scale tiny`: configs/recipes/X.yaml -> configs/recipes/X.tiny.yaml."""
+    if not path or scale in (None, "full") or Path(path).name.endswith(f".{scale}.yaml"):
+        return path
+    p = Path(path)
+    tiny = p.with_name(f"{p.name[:-5] if p.name.endswith('.yaml') else p.stem}.{scale}.yaml")
+    if not tiny.is_file():
+        raise UserError(f"--scale {scale}: {tiny} does not exist (a {scale} variant of {p})")
+    return str(tiny)
 
 
 def _si(n: float) -> str:

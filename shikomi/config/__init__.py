@@ -17,6 +17,7 @@ from .base import Section
 from .clean import CleanConfig
 from .dedup import DedupConfig
 from .executor import ExecutorConfig
+from .experiment import ExperimentConfig
 from .extract import ExtractConfig
 from .langid import LangidConfig
 from .mix import MixConfig
@@ -40,6 +41,7 @@ class Config(Section):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
 
     # Where the YAML came from (relative paths in it are relative to the cwd, as
     # users type them on the command line).

@@ -480,9 +480,10 @@ def chart_mix(realised: dict, target: dict, dpi: int) -> Optional[str]:
         return None
     plt = _plt()
     srcs = sorted(set(realised) | set(target), key=lambda s: (list(DEFAULT_TARGET).index(s) if s in DEFAULT_TARGET else 9, s))
-    tot = sum(r["tokens"] for r in realised.values()) or 1
+    # the plan is over training tokens; validation shards are held out of it
+    tot = sum(r.get("train_tokens", r["tokens"]) for r in realised.values()) or 1
     ttot = sum(target.values()) or 1
-    real = [realised.get(s, {}).get("tokens", 0) / tot for s in srcs]
+    real = [realised.get(s, {}).get("train_tokens", realised.get(s, {}).get("tokens", 0)) / tot for s in srcs]
     tgt = [target.get(s, 0) / ttot for s in srcs]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = range(len(srcs))
@@ -669,11 +670,12 @@ def render(data: dict, cfg=None) -> str:
     real = mix["realised"]
     parts.append(_img(chart_mix(real, mix["target"], dpi), "mix", "no token folder yet (tokenize/manifest.json)"))
     if real:
-        tot = sum(r["tokens"] for r in real.values()) or 1
+        tot = sum(r["train_tokens"] for r in real.values()) or 1
         ttot = sum(mix["target"].values()) or 1
-        trs = [[s, r["documents"], r["tokens"], f"{r['tokens'] / tot:.1%}", f"{mix['target'].get(s, 0) / ttot:.1%}"]
-               for s, r in real.items()]
-        parts.append(_simple_table(["source", "documents", "tokens", "realised share", "target share"], trs, "mix-table"))
+        trs = [[s, r["documents"], r["train_tokens"], r["val_tokens"], f"{r['train_tokens'] / tot:.2%}",
+                f"{mix['target'].get(s, 0) / ttot:.2%}"] for s, r in real.items()]
+        parts.append(_simple_table(["source", "documents", "train tokens", "validation tokens", "realised share (train)",
+                                    "target share"], trs, "mix-table"))
         parts.append(f'<p class="meta">target from {_e(mix["target_from"])}</p>')
     parts.append("</section>")
 
