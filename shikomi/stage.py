@@ -84,6 +84,20 @@ def reject_rule(doc: Document) -> Optional[str]:
     return r.split(":", 1)[0] if r else None
 
 
+def count_route(step: PipelineStep, doc: Document) -> Optional[str]:
+    """Count a document leaving the stage: returns its rule when it was rejected
+    (counted as dropped) or None when it is kept (counted as out)."""
+    r = doc.metadata.get(REJECT_KEY)
+    if r:
+        rule = r.split(":", 1)[0]
+        step.stat_update(f"dropped/{rule}")
+        step.stat_update(f"dropped_chars/{rule}", value=len(doc.text))
+        return rule
+    step.stat_update("docs_out")
+    step.stat_update("chars_out", value=len(doc.text))
+    return None
+
+
 class CountIn(PipelineStep):
     """Counts documents and characters entering the stage."""
 
@@ -151,17 +165,10 @@ class StageWriter(PipelineStep):
         with kept:
             try:
                 for doc in data or []:
-                    r = doc.metadata.get(REJECT_KEY)
-                    if r:
-                        rule = r.split(":", 1)[0]
-                        self.stat_update(f"dropped/{rule}")
-                        self.stat_update(f"dropped_chars/{rule}", value=len(doc.text))
-                        if rejected is not None:
-                            rejected.write(doc, rank)
-                    else:
-                        self.stat_update("docs_out")
-                        self.stat_update("chars_out", value=len(doc.text))
+                    if count_route(self, doc) is None:
                         kept.write(doc, rank)
+                    elif rejected is not None:
+                        rejected.write(doc, rank)
             finally:
                 if rejected is not None:
                     rejected.close()

@@ -76,18 +76,10 @@ def edit_header(rng: random.Random, text: str) -> tuple[str, str]:
 
 
 def edit_chars(rng: random.Random, text: str, rate: float) -> str:
-    chars = list(text)
-    pool = [c for c in text if not c.isspace()] or ["あ"]
-    for _ in range(max(1, int(len(chars) * rate))):
-        i = rng.randrange(len(chars))
-        op = rng.random()
-        if op < 0.5:
-            chars[i] = rng.choice(pool)
-        elif op < 0.75:
-            chars.insert(i, rng.choice(pool))
-        elif len(chars) > 1:
-            del chars[i]
-    return "".join(chars)
+    """`rate` of the characters replaced, inserted or deleted (the bench's edit model)."""
+    from shikomi.bench.dedup import _edit_chars
+
+    return _edit_chars(rng, text, rate)
 
 
 def fullwidth_copy(text: str) -> str:

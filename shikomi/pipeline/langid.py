@@ -13,7 +13,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from ..config import Config
 from ..io import DocWriter, reader_for
-from ..stage import REJECT_KEY, CountIn, Job, Rule, Stage
+from ..stage import CountIn, Job, Rule, Stage, count_route
 
 N_BINS = 10
 
@@ -71,16 +71,10 @@ class LanguageRouter(PipelineStep):
         rejected = DocWriter(str(out / "rejected"))
         try:
             for doc in data or []:
-                r = doc.metadata.get(REJECT_KEY)
-                if r:
-                    rule = r.split(":", 1)[0]
-                    self.stat_update(f"dropped/{rule}")
-                    self.stat_update(f"dropped_chars/{rule}", value=len(doc.text))
+                if count_route(self, doc) is not None:
                     rejected.write(doc, rank)
                 else:
                     lang = doc.metadata["language"]
-                    self.stat_update("docs_out")
-                    self.stat_update("chars_out", value=len(doc.text))
                     self.stat_update(f"docs_out/{lang}")
                     self.stat_update(f"chars_out/{lang}", value=len(doc.text))
                     writers[lang].write(doc, rank)

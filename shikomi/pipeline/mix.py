@@ -34,7 +34,7 @@ from datatrove.pipeline.base import PipelineStep
 from ..config import Config
 from ..errors import UserError
 from ..io import DocWriter
-from ..stage import REJECT_KEY, CountIn, Job, Stage, reject, write_json_atomic
+from ..stage import REJECT_KEY, CountIn, Job, Stage, count_route, reject, write_json_atomic
 from .sources import has_files, reader_for_source, resolve_source_path, rules_for_source, source_label, source_path_exists
 
 NOT_SAMPLED = "not_sampled"
@@ -347,17 +347,11 @@ class MixWriter(PipelineStep):
         with kept:
             try:
                 for doc in data or []:
-                    r = doc.metadata.get(REJECT_KEY)
-                    if r:
-                        rule = r.split(":", 1)[0]
-                        self.stat_update(f"dropped/{rule}")
-                        self.stat_update(f"dropped_chars/{rule}", value=len(doc.text))
-                        if rule != NOT_SAMPLED or self.write_unsampled:
-                            rejected.write(doc, rank)
-                    else:
-                        self.stat_update("docs_out")
-                        self.stat_update("chars_out", value=len(doc.text))
+                    rule = count_route(self, doc)
+                    if rule is None:
                         kept.write(doc, rank)
+                    elif rule != NOT_SAMPLED or self.write_unsampled:
+                        rejected.write(doc, rank)
             finally:
                 rejected.close()
         return
