@@ -43,6 +43,9 @@ def write_config(path: Path, sample: Path, run_dir: Path, **executor) -> Path:
     data["run_dir"] = str(run_dir)
     data["extract"]["input"] = [str(sample / "warc")]
     data["extract"].pop("generate_sample", None)
+    for src in data.get("mix", {}).get("sources", []):
+        if "path" in src:
+            src["path"] = src["path"].replace("{run_dir}/_sample", str(sample))
     ex = data.setdefault("executor", {})
     for k, v in executor.items():
         ex[k] = v

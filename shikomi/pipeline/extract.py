@@ -374,12 +374,13 @@ def resolve_warc_inputs(inputs: list[str]) -> list[str]:
 
 def build(cfg: Config, input_path: Optional[str] = None) -> Stage:
     ec = cfg.extract
+    configured = [p.replace("{run_dir}", str(cfg.run_dir)) for p in ec.input]  # `{run_dir}` = the run folder
     if ec.generate_sample and not input_path:
         from ..demo_data import ensure_sample
 
-        for inp in ec.input:
+        for inp in configured:
             ensure_sample(Path(inp).parent)
-    inputs = resolve_warc_inputs([input_path] if input_path else list(ec.input))
+    inputs = resolve_warc_inputs([input_path] if input_path else configured)
     out = str(cfg.stage_dir("extract"))
     tasks = ec.tasks or cfg.executor.tasks
     step = WarcExtractor(
