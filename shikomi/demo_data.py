@@ -53,6 +53,7 @@ class Rec:
     extra_http: dict = field(default_factory=dict)
     version: str = "1.0"
     uri_brackets: bool = False
+    payload_type: Optional[str] = None  # WARC-Identified-Payload-Type, as CommonCrawl writes it
 
 
 def _record_bytes(r: Rec) -> bytes:
@@ -75,6 +76,8 @@ def _record_bytes(r: Rec) -> bytes:
         head.append(f"WARC-Date: {r.date}")
     if r.rtype != "warcinfo":
         head.append(f"WARC-Target-URI: {uri}")
+    if r.payload_type:
+        head.append(f"WARC-Identified-Payload-Type: {r.payload_type}")
     head += [f"Content-Type: {ctype}", f"Content-Length: {len(block)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + block + b"\r\n\r\n"
 

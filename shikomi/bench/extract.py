@@ -34,7 +34,7 @@ def build_bench_warcs(data: Path, out: Path, quick: bool) -> Path:
         p = data / "gold" / "extraction" / "scrapinghub" / "html" / f"{pid}.html.gz"
         if p.is_file():
             recs.append(Rec(url=gt[pid].get("url") or f"https://gold.example/{pid}", body=gzip.decompress(p.read_bytes()),
-                            content_type="text/html"))
+                            content_type="text/html", payload_type="text/html"))
     write_warc(out / "scrapinghub.warc.gz", recs)
     pages = sorted((data / "ja" / "debian").rglob("*.html"))[: 6 if quick else 20]
     recs = []
@@ -43,7 +43,8 @@ def build_bench_warcs(data: Path, out: Path, quick: bool) -> Path:
         for enc, label in (("utf-8", "UTF-8"), ("cp932", "Shift_JIS"), ("euc_jp", None), ("iso2022_jp", "ISO-2022-JP"), ("cp932", "ISO-8859-1")):
             body = html.encode(enc, errors="xmlcharrefreplace")
             recs.append(Rec(url=f"https://debian.example.jp/{i}/{enc}/{label}", body=body,
-                            content_type=f"text/html; charset={label}" if label else "text/html"))
+                            content_type=f"text/html; charset={label}" if label else "text/html",
+                            payload_type="text/html"))
     write_warc(out / "debian-ja.warc.gz", recs)
     return out
 

@@ -185,7 +185,9 @@ def _rebuild_pipeline(spec: dict) -> list:
     from ..config import Config
 
     cfg = Config.model_validate(spec["config"])
-    build = _load(STAGES[spec["stage"]][1], spec["stage"])
+    # the Stage's folder name (e.g. "tokenizer") may differ from its command ("train-tokenizer")
+    key = spec["stage"] if spec["stage"] in STAGES else {"tokenizer": "train-tokenizer"}.get(spec["stage"], spec["stage"])
+    build = _load(STAGES[key][1], key)
     stage = build(cfg, spec["input"])
     for job in stage.with_summary():
         if job.name == spec["job"]:
@@ -642,9 +644,15 @@ def collect_status(run_dir, only: list[str] | None = None) -> dict:
             continue
         states = queue.get(rec["job_id"], [])
         state = states[0][1].lower() if states else "finished"
+        done, failed = None, []
+        if state == "finished" and stage not in ("train", "report"):
+            # a stage planned inside its job: done when it wrote its stats.json
+            folder = {"train-tokenizer": "tokenizer"}.get(stage, stage)
+            ok = (run_dir / folder / "stats.json").is_file()
+            done, failed = (1, []) if ok else (0, [0])
         stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append({
-            "job": job, "tasks": 1, "done": None, "running": [0] if state == "running" else [],
-            "pending": [0] if state == "pending" else [], "failed": [], "logs": None,
+            "job": job, "tasks": 1, "done": done, "running": [0] if state == "running" else [],
+            "pending": [0] if state == "pending" else [], "failed": failed, "logs": None,
             "job_id": rec["job_id"], "state": state,
         })
     train = run_dir / "train" / "metrics.jsonl"
