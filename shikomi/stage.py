@@ -125,25 +125,45 @@ class Rule(PipelineStep):
         raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            if REJECT_KEY in doc.metadata:
-                yield doc
-                continue
-            self.stat_update("docs_in")
-            self.stat_update("chars_in", value=len(doc.text))
-            with self.track_time():
+        # Counters are kept in locals and written to datatrove's stats once, when the
+        # task's documents are exhausted: per-document stat updates cost more than
+        # many rules themselves.
+        docs_in = chars_in = docs_out = chars_out = 0
+        dropped: dict[str, list[int]] = {}
+        seconds = 0.0
+        clock = time.perf_counter
+        try:
+            for doc in data:
+                if REJECT_KEY in doc.metadata:
+                    yield doc
+                    continue
+                docs_in += 1
+                chars_in += len(doc.text)
+                t0 = clock()
                 res = self.check(doc)
-            if res is not None and res is not False:
-                rule, value = (res if isinstance(res, tuple) else (res, None))
-                if rule is True:
-                    rule = self.rule
-                reject(doc, rule, value)
-                self.stat_update(f"dropped/{rule}")
-                self.stat_update(f"dropped_chars/{rule}", value=len(doc.text))
-            else:
-                self.stat_update("docs_out")
-                self.stat_update("chars_out", value=len(doc.text))
-            yield doc
+                seconds += clock() - t0
+                if res is not None and res is not False:
+                    rule, value = (res if isinstance(res, tuple) else (res, None))
+                    if rule is True:
+                        rule = self.rule
+                    reject(doc, rule, value)
+                    d = dropped.setdefault(rule, [0, 0])
+                    d[0] += 1
+                    d[1] += len(doc.text)
+                else:
+                    docs_out += 1
+                    chars_out += len(doc.text)
+                yield doc
+        finally:
+            if docs_in:
+                self.stat_update("docs_in", value=docs_in)
+                self.stat_update("chars_in", value=chars_in)
+                self.stat_update("docs_out", value=docs_out)
+                self.stat_update("chars_out", value=chars_out)
+                for rule, (n, c) in dropped.items():
+                    self.stat_update(f"dropped/{rule}", value=n)
+                    self.stat_update(f"dropped_chars/{rule}", value=c)
+                self.stats.time_stats.update(seconds)
 
 
 class StageWriter(PipelineStep):
