@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import time
@@ -41,6 +40,19 @@ COMMANDS: dict[str, str] = {
     "export-hf": "shikomi.train.export_hf:main",
     "experiment": "shikomi.pipeline.experiment:main",
 }
+
+
+def stage_folder(name: str) -> str:
+    """The run-folder sub-folder a stage command writes (train-tokenizer -> tokenizer):
+    each stage writes the folder named like its config section."""
+    return STAGES[name][0] if name in STAGES else name
+
+
+def stage_command(folder: str) -> str:
+    """The command of the stage that writes `folder` (tokenizer -> train-tokenizer)."""
+    return next((k for k, (section, _) in STAGES.items() if section == folder), folder)
+
+
 CHAIN = ["extract", "langid", "dedup", "clean", "mix", "train-tokenizer", "tokenize", "train", "report"]
 
 

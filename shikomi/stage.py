@@ -78,12 +78,6 @@ def reject(doc: Document, rule: str, value: Any = None) -> Document:
     return doc
 
 
-def reject_rule(doc: Document) -> Optional[str]:
-    """The rule name of a rejected document (without its value), or None."""
-    r = doc.metadata.get(REJECT_KEY)
-    return r.split(":", 1)[0] if r else None
-
-
 def count_route(step: PipelineStep, doc: Document) -> Optional[str]:
     """Count a document leaving the stage: returns its rule when it was rejected
     (counted as dropped) or None when it is kept (counted as out)."""

@@ -17,6 +17,8 @@ import yaml
 
 from test_cluster import outputs, sample, shikomi, write_config  # noqa: F401  (fixtures and helpers)
 
+from shikomi.cli import stage_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SLURM_DIR = Path(os.environ.get("SHIKOMI_SLURM_DIR", "/tmp/shikomi-slurm"))
@@ -107,7 +109,7 @@ def test_demo_chain_on_slurm_matches_local(slurm, tmp_path, sample):
     assert sorted(a) == sorted(b)
     assert [k for k in a if a[k] != b[k]] == []
     for st in stages.split(","):
-        folder = {"train-tokenizer": "tokenizer"}.get(st, st)
+        folder = stage_folder(st)
         la = json.loads((tmp_path / "local" / folder / "stats.json").read_text())
         lb = json.loads((tmp_path / "slurm" / folder / "stats.json").read_text())
         assert (la["documents_in"], la["documents_out"], la["dropped"]) == \

@@ -1,7 +1,6 @@
 """extract: WARC/WET -> documents, on the project's own WARC quirks and on real crawls."""
 
 import gzip
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 

@@ -108,7 +108,6 @@ def extraction_f1(data: Path) -> dict:
 
     gt = json.loads((data / "gold" / "extraction" / "scrapinghub" / "ground-truth.json").read_text())
     scores = {"resiliparse": [], "trafilatura": [], "datatrove": []}
-    from datatrove.data import Document
     from datatrove.pipeline.extractors import Trafilatura
 
     dt = Trafilatura(favour_precision=True, timeout=5.0)

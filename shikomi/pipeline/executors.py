@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -78,6 +76,7 @@ def run_local(stage: Stage, cfg: Config, workers: int | None = None, verbose: bo
     """Run every job of the stage in order, then the summary job. Completed tasks
     (datatrove completion markers) are skipped, so an interrupted stage resumes."""
     _quiet_datatrove(verbose)
+    preload()
     stage.path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for job in stage.with_summary():
@@ -86,16 +85,36 @@ def run_local(stage: Stage, cfg: Config, workers: int | None = None, verbose: bo
 
         with TaskProgress(stage.name, job.name, stage.logs_dir(job), job.tasks, enabled=None if not verbose else False):
             ex.run()
-        failed = [r for r in range(job.tasks) if not ex.is_rank_completed(r)]
-        if failed:
-            raise UserError(
-                f"stage {stage.name}: job '{job.name}' tasks {failed} failed; logs in {stage.logs_dir(job)}/logs/ "
-                f"(rerun the same command to resume)"
-            )
+        check_job(stage, job, [r for r in range(job.tasks) if not ex.is_rank_completed(r)])
+    return stage_stats(stage, t0)
+
+
+def check_job(stage: Stage, job: Job, failed: list[int], where: str = "") -> None:
+    """One line naming the failed tasks of a job and where their logs are."""
+    if failed:
+        raise UserError(
+            f"stage {stage.name}: job '{job.name}' tasks {failed} failed{where}; logs in {stage.logs_dir(job)}/logs/ "
+            f"(rerun the same command to resume)"
+        )
+
+
+def stage_stats(stage: Stage, t0: float) -> dict:
+    """The stage's stats.json with the wall time of this run."""
     stats_path = stage.path / "stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     stats["wall_s"] = round(time.time() - t0, 3)
     return stats
+
+
+def preload() -> None:
+    """Import what the Parquet writer pulls in lazily (pyarrow's pandas shim: seconds),
+    once, so forked task workers inherit it instead of importing it each."""
+    import pyarrow.parquet  # noqa: F401
+
+    try:
+        import pandas  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def reset_stage(stage_dir: Path) -> None:

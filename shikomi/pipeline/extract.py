@@ -11,7 +11,6 @@ import gzip
 import re
 import signal
 import threading
-import time
 import zlib
 from contextlib import contextmanager
 from datetime import datetime

@@ -4,7 +4,6 @@ documents below the score threshold (cc_net: 0.5), go to `langid/rejected/`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 

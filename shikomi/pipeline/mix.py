@@ -383,19 +383,7 @@ def _stats_extras(out_dir: str) -> dict:
     }
 
 
-def preload() -> None:
-    """Import what the Parquet writer pulls in lazily (pyarrow's pandas shim: seconds),
-    once here, so forked task workers inherit it instead of importing it each."""
-    import pyarrow.parquet  # noqa: F401
-
-    try:
-        import pandas  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def build(cfg: Config, input_path: str | None = None) -> Stage:
-    preload()
     mc = cfg.mix
     out_dir = str(cfg.stage_dir("mix"))
     tasks = mc.tasks or cfg.executor.tasks

@@ -8,7 +8,6 @@ and Slurm executors, so an interrupted stage resumes on any of them.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -62,7 +61,7 @@ def run_ray(stage: Stage, cfg, verbose: bool = False) -> dict:
     """Run every job of the stage (then its stats job) on Ray; returns stats.json."""
     from datatrove.executor import RayPipelineExecutor
 
-    from .executors import _quiet_datatrove
+    from .executors import _quiet_datatrove, check_job, stage_stats
 
     _quiet_datatrove(verbose)
     ensure_ray(cfg)
@@ -83,16 +82,8 @@ def run_ray(stage: Stage, cfg, verbose: bool = False) -> dict:
             time=rc.time_limit_s,
         )
         ex.run()
-        failed = ex.get_incomplete_ranks()
-        if failed:
-            raise UserError(
-                f"stage {stage.name}: job '{job.name}' tasks {failed} failed on Ray; logs in "
-                f"{stage.logs_dir(job)}/logs/ (rerun the same command to resume)"
-            )
-    stats_path = stage.path / "stats.json"
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    stats["wall_s"] = round(time.time() - t0, 3)
-    return stats
+        check_job(stage, job, ex.get_incomplete_ranks(), " on Ray")
+    return stage_stats(stage, t0)
 
 
 def run_chain_ray(cfg, names: list[str], input_path: str | None = None) -> None:

@@ -185,9 +185,7 @@ def _rebuild_pipeline(spec: dict) -> list:
     from ..config import Config
 
     cfg = Config.model_validate(spec["config"])
-    # the Stage's folder name (e.g. "tokenizer") may differ from its command ("train-tokenizer")
-    key = spec["stage"] if spec["stage"] in STAGES else {"tokenizer": "train-tokenizer"}.get(spec["stage"], spec["stage"])
-    build = _load(STAGES[key][1], key)
+    build = _load(STAGES[spec["stage"]][1], spec["stage"])
     stage = build(cfg, spec["input"])
     for job in stage.with_summary():
         if job.name == spec["job"]:
@@ -297,13 +295,13 @@ def plan_stage(cfg, name: str, input_path: str | None, first: bool):
         return None, False, f"{type(first_err).__name__}: {first_err}"
 
 
-def _stage_executors(cfg, stage: Stage, rebuild: bool, input_path: str | None, cfg_dump: dict):
+def _stage_executors(cfg, name: str, stage: Stage, rebuild: bool, input_path: str | None, cfg_dump: dict):
     out = []
     prefix = cfg.executor.slurm.job_name_prefix or cfg.name
     for job in stage.with_summary():
-        o = job_options(cfg, stage.name, job)
+        o = job_options(cfg, name, job)
         sbatch_args = {"chdir": os.getcwd(), **o["sbatch_args"]}
-        spec = ({"config": cfg_dump, "stage": stage.name, "input": input_path, "job": job.name} if rebuild else None)
+        spec = ({"config": cfg_dump, "stage": name, "input": input_path, "job": job.name} if rebuild else None)
         ex = StageSlurmExecutor(
             pipeline=[] if rebuild else job.pipeline,
             tasks=job.tasks,
@@ -469,7 +467,7 @@ def submit_chain(cfg, stage_names: list[str], input_path: str | None = None, dry
     jobs = []
     for name, st, rebuild, why in planned:
         if st is not None:
-            for job, o, ex in _stage_executors(cfg, st, rebuild, input_path if not rebuild else None, cfg_dump):
+            for job, o, ex in _stage_executors(cfg, name, st, rebuild, input_path if not rebuild else None, cfg_dump):
                 if last_id:
                     ex.depends_job_id = last_id
                 label = f"{name}/{job.name}"
@@ -558,9 +556,12 @@ def submit_stage_and_wait(stage: Stage, cfg) -> dict:
     t0 = time.time()
     _say(f"[{stage.name}] submitting to Slurm")
     stage.path.mkdir(parents=True, exist_ok=True)
-    record = submit_chain(cfg, [stage.name], None, stages={stage.name: stage})
+    from ..cli import stage_command
+
+    name = stage_command(stage.name)
+    record = submit_chain(cfg, [name], None, stages={name: stage})
     wait_for(_job_ids(record), cfg.executor.slurm.poll_s)
-    st = collect_status(cfg.run_dir, only=[stage.name])
+    st = collect_status(cfg.run_dir, only=[name])
     failed = [t for s in st["stages"] for j in s["jobs"] for t in j["failed"]]
     incomplete = [j for s in st["stages"] for j in s["jobs"] if j["done"] < j["tasks"]]
     if incomplete:
@@ -647,8 +648,9 @@ def collect_status(run_dir, only: list[str] | None = None) -> dict:
         done, failed = None, []
         if state == "finished" and stage not in ("train", "report"):
             # a stage planned inside its job: done when it wrote its stats.json
-            folder = {"train-tokenizer": "tokenizer"}.get(stage, stage)
-            ok = (run_dir / folder / "stats.json").is_file()
+            from ..cli import stage_folder
+
+            ok = (run_dir / stage_folder(stage) / "stats.json").is_file()
             done, failed = (1, []) if ok else (0, [0])
         stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append({
             "job": job, "tasks": 1, "done": done, "running": [0] if state == "running" else [],

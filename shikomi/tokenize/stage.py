@@ -468,8 +468,6 @@ def _extras(out_dir: str) -> dict:
 
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
-    import pyarrow.parquet  # noqa: F401  (imported once before the workers fork)
-
     tc = cfg.tokenize
     src = input_path or tc.input or str(cfg.stage_dir("mix"))
     if not Path(src).exists():
