@@ -33,7 +33,7 @@ test: setup
 	bash scripts/test.sh
 
 bench: setup
-	$(PY) -m shikomi.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 run: setup
 	$(SHIKOMI) run --config $(CONFIG) $(ARGS)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from shikomi.demo_data import ja_paragraphs
-from shikomi.pipeline.charset import decode_html, mojibake_per_1000, normalise_label
+from shikomi.extract.demo_data import ja_paragraphs
+from shikomi.text.charset import decode_html, mojibake_per_1000, normalise_label
 
 ENCODINGS = ["utf-8", "cp932", "shift_jis", "euc_jp", "iso2022_jp"]
 LABELS = {"utf-8": "UTF-8", "cp932": "Windows-31J", "shift_jis": "Shift_JIS", "euc_jp": "EUC-JP", "iso2022_jp": "ISO-2022-JP"}

@@ -16,7 +16,7 @@ import pytest
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.filters.base import make_rule
+from shikomi.filters.registry import make_rule
 from shikomi.filters.evaluate import group_labelled, run_chain
 from shikomi.filters.profile import build_rules
 

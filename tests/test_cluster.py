@@ -16,7 +16,7 @@ import yaml
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.stage import Job
+from shikomi.core.jobs import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def shikomi(*args, cwd, env=None, check=True):
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "shikomi.demo_data", str(d)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "shikomi.extract.demo_data", str(d)], check=True, capture_output=True)
     return d
 
 
@@ -136,7 +136,7 @@ def test_dry_run_trainer_and_report_jobs(tmp_path, sample):
 # --------------------------------------------------------------------------- trainer script
 
 def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
-    from shikomi.pipeline.sbatch import torchrun_command, train_script
+    from shikomi.executor.sbatch import torchrun_command, train_script
 
     cfg = load_config(None, {"name": "ja1b", "run_dir": str(tmp_path / "run"), "executor": {"slurm": {
         "partition": "cpu", "env_command": "source /v/bin/activate",
@@ -171,7 +171,7 @@ def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
 # --------------------------------------------------------------------------- config
 
 def test_job_options_precedence():
-    from shikomi.pipeline.submit import job_options
+    from shikomi.executor.slurm import job_options
 
     cfg = load_config(None, {"executor": {"slurm": {
         "partition": "cpu", "cpus_per_task": 1, "time": "01:00:00", "sbatch_args": {"account": "a"},

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import yaml
 
 from test_cluster import outputs, sample, shikomi, write_config  # noqa: F401  (fixtures and helpers)
 
-from shikomi.cli import stage_folder
+from shikomi.pipeline.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -81,13 +80,14 @@ def slurm_config(tmp_path: Path, sample: Path, run: str, **slurm) -> Path:
 def datatrove_stages() -> list[str]:
     """The demo chain's datatrove stages that this checkout has, from extract up to
     the first one it lacks."""
-    from shikomi.cli import CHAIN, STAGES
+    from shikomi.pipeline.registry import CHAIN_ENTRIES
 
     out = []
-    for name in CHAIN:
-        if name not in STAGES:
+    for e in CHAIN_ENTRIES:
+        name = e.command
+        if not e.is_stage:
             break
-        if importlib.util.find_spec(STAGES[name][1].split(":")[0]) is None:
+        if importlib.util.find_spec(e.target.split(":")[0]) is None:
             break
         out.append(name)
     return out
@@ -109,7 +109,7 @@ def test_demo_chain_on_slurm_matches_local(slurm, tmp_path, sample):
     assert sorted(a) == sorted(b)
     assert [k for k in a if a[k] != b[k]] == []
     for st in stages.split(","):
-        folder = stage_folder(st)
+        folder = REGISTRY[st].folder
         la = json.loads((tmp_path / "local" / folder / "stats.json").read_text())
         lb = json.loads((tmp_path / "slurm" / folder / "stats.json").read_text())
         assert (la["documents_in"], la["documents_out"], la["dropped"]) == \
@@ -129,7 +129,7 @@ def test_cancelled_array_task_is_resubmitted_alone(slurm, tmp_path, sample):
     first = record(run)
     extract_id = first["jobs"][0]["job_id"]
     subprocess.run(["scancel", f"{extract_id}_1"], check=True)
-    from shikomi.pipeline.submit import wait_for
+    from shikomi.executor.slurm import wait_for
 
     wait_for([j["job_id"] for j in first["jobs"] if j["job_id"]], 1, quiet=True)
     st = json.loads(shikomi("status", str(run), "--json", cwd=tmp_path).stdout)

@@ -16,7 +16,7 @@ import numpy as np
 
 from shikomi.config import load_config
 from shikomi.dedup.text import fold, normalize, shingle_hashes
-from shikomi.io import read_documents
+from shikomi.core.documents import read_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def edit_header(rng: random.Random, text: str) -> tuple[str, str]:
 
 def edit_chars(rng: random.Random, text: str, rate: float) -> str:
     """`rate` of the characters replaced, inserted or deleted (the bench's edit model)."""
-    from shikomi.bench.dedup import _edit_chars
+    from bench.dedup import _edit_chars
 
     return _edit_chars(rng, text, rate)
 
@@ -120,7 +120,7 @@ def make_config(run_dir: Path, tasks: int = 2, workers: int = 1, **dedup):
 
 def run_dedup(run_dir: Path, input_path: Path, tasks: int = 2, workers: int = 1, **dedup) -> dict:
     from shikomi.dedup.stage import build
-    from shikomi.pipeline.executors import run_stage
+    from shikomi.executor.run import run_stage
 
     cfg = make_config(run_dir, tasks, workers, **dedup)
     stage = build(cfg, str(input_path))

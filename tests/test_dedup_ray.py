@@ -14,11 +14,11 @@ pytestmark = pytest.mark.slow
 def test_local_and_ray_keep_the_same_documents(tmp_path):
     pytest.importorskip("ray")
     try:
-        from shikomi.pipeline import ray_exec  # noqa: F401
+        from shikomi.executor import ray  # noqa: F401
     except ModuleNotFoundError:
         pytest.skip("the Ray executor is not part of this checkout")
     from shikomi.dedup.stage import build
-    from shikomi.pipeline.executors import run_stage
+    from shikomi.executor.run import run_stage
 
     rng = random.Random(2)
     docs = [{"id": f"d{i:03d}", "text": synthetic_ja(rng, rng.randint(20, 30))} for i in range(60)]

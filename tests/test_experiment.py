@@ -15,8 +15,8 @@ import pytest
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.pipeline import experiment as E
-from shikomi.shards import ShardReader, ShardWriter, read_manifest
+from shikomi.tools import experiment as E
+from shikomi.core.shards import ShardReader, ShardWriter, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKYO = ROOT / "configs" / "recipes" / "tokyo-mix-study.yaml"

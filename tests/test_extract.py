@@ -12,10 +12,10 @@ import pytest
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from shikomi.config import load_config
-from shikomi.demo_data import Rec, ja_page, ja_paragraphs, write_sample, write_warc
-from shikomi.io import read_documents
-from shikomi.pipeline.executors import run_stage
-from shikomi.pipeline.extract import build
+from shikomi.extract.demo_data import Rec, ja_page, ja_paragraphs, write_sample, write_warc
+from shikomi.core.documents import read_documents
+from shikomi.executor.run import run_stage
+from shikomi.extract.stage import build
 
 ROOT = Path(__file__).resolve().parents[1]
 

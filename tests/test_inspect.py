@@ -178,7 +178,7 @@ def brute_force_steps(token_dir: Path, run_dir: Path) -> dict:
 
 def test_step_index_matches_step_documents(run):
     from shikomi.config import load_config
-    from shikomi.pipeline.find import StepIndex
+    from shikomi.tools.find import StepIndex
 
     tok = run["run"] / "tokenize"
     cfg = load_config(run["run"] / "train" / "config.yaml")
@@ -281,7 +281,7 @@ def test_real_token_folder_decodes_to_mix_text(real_run, capsys):
 def test_real_find_wikipedia_sentence(real_run, capsys):
     """A sentence from a real Wikipedia lead is found in the right shard, document
     and steps, and `batch` lists the document at that step."""
-    from shikomi.pipeline.inspect import TokenFolder
+    from shikomi.tools.inspect import TokenFolder
 
     tf = TokenFolder(real_run["run"] / "tokenize")
     train_ids = {tf.doc_id(s, i): (s["path"], i) for s in tf.shards if s["split"] == "train"
@@ -346,7 +346,7 @@ def test_step_index_with_sequence_length_warmup(run):
     """Steps of every document stay exact when the sequence length warms up and
     the run goes past one epoch."""
     from shikomi.config import load_config
-    from shikomi.pipeline.find import StepIndex
+    from shikomi.tools.find import StepIndex
     from shikomi.train.data import step_documents
 
     tok = run["run"] / "tokenize"

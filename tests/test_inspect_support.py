@@ -12,9 +12,11 @@ from pathlib import Path
 
 from datatrove.data import Document
 
-from shikomi.io import DocWriter
-from shikomi.shards import ShardWriter, dtype_for_vocab, sha256_file
-from shikomi.stage import reject, write_json_atomic
+from shikomi.core.writers import DocWriter
+from shikomi.core.shards import ShardWriter, dtype_for_vocab
+from shikomi.core.files import sha256_file
+from shikomi.core.rules import reject
+from shikomi.core.files import write_json_atomic
 
 JA_WORDS = ["日本語", "文章", "東京", "大阪", "天気", "研究", "学校", "電車", "季節", "料理", "歴史", "音楽",
             "言語", "モデル", "データ", "コーパス", "京都", "山", "川", "海"]
@@ -233,7 +235,7 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
 
 def test_make_run_roundtrips_tokens(tmp_path):
     """The fixture's tokenizer decodes every document back to its text."""
-    from shikomi.pipeline.inspect import TokenFolder
+    from shikomi.tools.inspect import TokenFolder
 
     info = make_run(tmp_path)
     tf = TokenFolder(info["run"] / "tokenize")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from shikomi.config import load_config
-from shikomi.demo_data import ja_paragraphs
-from shikomi.filters.langid import FastTextLID
-from shikomi.io import read_documents
-from shikomi.pipeline.executors import run_stage
-from shikomi.pipeline.langid import build
+from shikomi.extract.demo_data import ja_paragraphs
+from shikomi.text.lid import FastTextLID
+from shikomi.core.documents import read_documents
+from shikomi.executor.run import run_stage
+from shikomi.langid.stage import build
 
 
 def _write_jsonl(path: Path, docs: list[dict]) -> Path:

@@ -16,9 +16,9 @@ import zstandard
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.pipeline.executors import run_stage
-from shikomi.pipeline.mix import build, make_plan, select
-from shikomi.pipeline.sources import strip_gutenberg
+from shikomi.executor.run import run_stage
+from shikomi.mix.stage import build, make_plan, select
+from shikomi.mix.sources import strip_gutenberg
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from shikomi import cli
+from shikomi.config import overrides
 from shikomi.config import load_config, load_dict
 from shikomi.errors import UserError
-from shikomi.shards import ShardReader, read_manifest
+from shikomi.core.shards import ShardReader, read_manifest
 from shikomi.train.model import count_params, model_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +116,9 @@ def test_a_typo_inside_a_recipe_fails_at_load_time_for_both_scales(tmp_path, nam
 
 
 def test_scale_flag_picks_the_tiny_variant(tmp_path, capsys):
-    assert cli.scaled_config_path("configs/recipes/sarashina2.yaml", "tiny") == "configs/recipes/sarashina2.tiny.yaml"
-    assert cli.scaled_config_path("configs/recipes/sarashina2.yaml", "full") == "configs/recipes/sarashina2.yaml"
-    assert cli.scaled_config_path("configs/recipes/sarashina2.tiny.yaml", "tiny") == \
+    assert overrides.scaled_config_path("configs/recipes/sarashina2.yaml", "tiny") == "configs/recipes/sarashina2.tiny.yaml"
+    assert overrides.scaled_config_path("configs/recipes/sarashina2.yaml", "full") == "configs/recipes/sarashina2.yaml"
+    assert overrides.scaled_config_path("configs/recipes/sarashina2.tiny.yaml", "tiny") == \
         "configs/recipes/sarashina2.tiny.yaml"
     (tmp_path / "x.yaml").write_text("name: x\n")
     rc = cli.main(["mix", "--config", str(tmp_path / "x.yaml"), "--scale", "tiny"])

@@ -211,7 +211,8 @@ def test_report_is_reproducible(run, tmp_path):
 def test_partial_run_shows_what_exists(tmp_path, capsys):
     from datatrove.data import Document
 
-    from shikomi.stage import reject, write_json_atomic
+    from shikomi.core.rules import reject
+    from shikomi.core.files import write_json_atomic
 
     run = tmp_path / "partial"
     docs = [Document("今日は良い天気です。" * 3, f"k{i}", metadata={"source": "ja"}) for i in range(4)]
@@ -233,8 +234,8 @@ def test_partial_run_shows_what_exists(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- the demo run
 
-DEMO_MODULES = ["shikomi.pipeline.extract", "shikomi.pipeline.langid", "shikomi.dedup.stage", "shikomi.filters.stage",
-                "shikomi.pipeline.mix", "shikomi.tokenize.train_tokenizer", "shikomi.tokenize.stage",
+DEMO_MODULES = ["shikomi.extract.stage", "shikomi.langid.stage", "shikomi.dedup.stage", "shikomi.filters.stage",
+                "shikomi.mix.stage", "shikomi.tokenize.train_tokenizer", "shikomi.tokenize.stage",
                 "shikomi.train.launch"]
 
 

@@ -1,6 +1,6 @@
 """train-tokenizer and tokenize: the chain mix -> train-tokenizer -> tokenize on real
 text in the SlimPajama / Gutenberg / starcoderdata layouts, read back with a Megatron
-reader written here from the format spec (not shikomi.shards)."""
+reader written here from the format spec (not shikomi.core.shards)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.pipeline.executors import run_stage
+from shikomi.executor.run import run_stage
 from shikomi.tokenize.spm import split_long, training_lines
 from shikomi.tokenize.stage import balance, first_fit
 
@@ -114,7 +114,7 @@ def _cfg(run_dir: Path, root: Path, tasks: int = 2, **over) -> object:
 
 
 def _run_chain(cfg, stages=("mix", "train-tokenizer", "tokenize")) -> dict:
-    from shikomi.pipeline import mix
+    from shikomi.mix import stage as mix
     from shikomi.tokenize import stage as tokenize_stage
     from shikomi.tokenize import train_tokenizer
 

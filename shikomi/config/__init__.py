@@ -12,19 +12,19 @@ from typing import Any, Optional
 import yaml
 from pydantic import Field, ValidationError
 
-from ..errors import UserError
-from .base import Section
-from .clean import CleanConfig
-from .dedup import DedupConfig
-from .executor import ExecutorConfig
-from .experiment import ExperimentConfig
-from .extract import ExtractConfig
-from .langid import LangidConfig
-from .mix import MixConfig
-from .report import ReportConfig
-from .tokenize import TokenizeConfig
-from .tokenizer import TokenizerConfig
-from .train import TrainConfig
+from shikomi.errors import UserError
+from shikomi.config.base import Section
+from shikomi.config.clean import CleanConfig
+from shikomi.config.dedup import DedupConfig
+from shikomi.config.executor import ExecutorConfig
+from shikomi.config.experiment import ExperimentConfig
+from shikomi.config.extract import ExtractConfig
+from shikomi.config.langid import LangidConfig
+from shikomi.config.mix import MixConfig
+from shikomi.config.report import ReportConfig
+from shikomi.config.tokenize import TokenizeConfig
+from shikomi.config.tokenizer import TokenizerConfig
+from shikomi.config.train import TrainConfig
 
 
 class Config(Section):

@@ -4,7 +4,7 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from .base import Section
+from shikomi.config.base import Section
 
 
 class DedupLinesConfig(Section):

@@ -9,7 +9,7 @@ from typing import Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Section
+from shikomi.config.base import Section
 
 
 class ExperimentModel(Section):

@@ -2,7 +2,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from .base import Section
+from shikomi.config.base import Section
 
 
 class LangidConfig(Section):

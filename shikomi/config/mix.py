@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Section
+from shikomi.config.base import Section
 
 RESERVED_SOURCE_NAMES = {"data", "rejected", "logs", "_parts", "_plan", "_counts", "manifest", "stats"}
 

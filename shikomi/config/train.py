@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from .base import Section
+from shikomi.config.base import Section
 
 
 class ModelConfig(Section):

@@ -14,7 +14,7 @@ import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from . import common as C
+from shikomi.dedup import common as C
 
 
 def part_range(part: int, parts: int) -> tuple[int, int]:

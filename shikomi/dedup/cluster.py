@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from . import common as C
-from .verify import ShingleStore, jaccard, near_pair_files
+from shikomi.dedup import common as C
+from shikomi.dedup.verify import ShingleStore, jaccard, near_pair_files
 
 
 class UnionFind:

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 
-from ..stage import Rule
-from . import common as C
-from .text import line_hash, normalize, split_lines
+from shikomi.core.rules import Rule
+from shikomi.dedup import common as C
+from shikomi.dedup.text import line_hash, normalize, split_lines
 
 
 class DropDuplicates(Rule):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from . import common as C
+from shikomi.dedup import common as C
 
 
 def removed_idx(work: Path, rank: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .text import fmix64, shingle_hashes
+from shikomi.dedup.text import fmix64, shingle_hashes
 
 _CHUNK = 4096  # shingles per chunk of the (shingles x permutations) matrix
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from . import common as C
-from .minhash import MinHasher, band_keys
-from .text import exact_key, fold, line_hash, normalize, normalize_folded, split_lines
+from shikomi.dedup import common as C
+from shikomi.dedup.minhash import MinHasher, band_keys
+from shikomi.dedup.text import exact_key, fold, line_hash, normalize, normalize_folded, split_lines
 
 _BATCH = 2048
 

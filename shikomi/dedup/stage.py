@@ -18,17 +18,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from ..io import reader_for, resolve_input
-from ..stage import CountIn, Job, Stage, StageWriter
-from . import common as C
-from .buckets import MatchBuckets
-from .cluster import ClusterDuplicates
-from .filter import DropDuplicates, RemoveRepeatedLines
-from .lines import CountLines
-from .minhash import lsh_params
-from .signatures import ComputeSignatures
-from .verify import WriteShingles
+from shikomi.errors import UserError
+from shikomi.core.documents import reader_for, resolve_input
+from shikomi.core.rules import CountIn
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.writers import StageWriter
+from shikomi.dedup import common as C
+from shikomi.dedup.buckets import MatchBuckets
+from shikomi.dedup.cluster import ClusterDuplicates
+from shikomi.dedup.filter import DropDuplicates, RemoveRepeatedLines
+from shikomi.dedup.lines import CountLines
+from shikomi.dedup.minhash import lsh_params
+from shikomi.dedup.signatures import ComputeSignatures
+from shikomi.dedup.verify import WriteShingles
 
 # parameters that must match between this run and an index of an earlier run
 INDEX_KEYS = ("ngram", "num_perm", "seed", "bands", "rows", "lowercase", "fold_digits", "exact", "near")
@@ -115,15 +117,15 @@ def build(cfg, input_path: str | None = None) -> Stage:
         filters.append(RemoveRepeatedLines(str(work), d.lines.parts, d.lowercase, d.fold_digits,
                                            d.lines.min_line_chars, d.lines.min_chars))
     jobs.append(Job("filter", [reader_for(inp), *filters, StageWriter(str(out))], tasks=tasks))
-    return Stage("dedup", str(out), jobs, inputs=[str(inp)], extras=dedup_extras)
+    return Stage("dedup", str(out), jobs, extras=dedup_extras)
 
 
 def _job_stat(out: Path, job: str, key: str) -> int:
-    from ..stage import _merge_task_stats, _stat_total
+    from shikomi.core.stats import merge_task_stats, stat_total
 
     total = 0
-    for step in _merge_task_stats(out / "logs" / job):
-        total += _stat_total((step.get("stats") or {}).get(key))
+    for step in merge_task_stats(out / "logs" / job):
+        total += stat_total((step.get("stats") or {}).get(key))
     return int(total)
 
 

@@ -15,8 +15,8 @@ import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from . import common as C
-from .text import normalize, shingle_hashes
+from shikomi.dedup import common as C
+from shikomi.dedup.text import normalize, shingle_hashes
 
 
 def near_pair_files(work: Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """The clean stage's rule base: one small class per rule, thresholds from config.
 
-Every rule is a `shikomi.stage.Rule` (a datatrove pipeline step) with a `Params`
+Every rule is a `shikomi.core.jobs.Rule` (a datatrove pipeline step) with a `Params`
 model holding its thresholds. A profile (YAML) lists rules by name with their
 parameters; unknown parameters are one-line errors. Rules register themselves in
 `RULES` under their name, which is also the `reject_reason` prefix and the step
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
-from ..config.base import Section
-from ..errors import UserError
-from ..stage import Rule
+from shikomi.config.base import Section
+from shikomi.core.rules import Rule
 
 RULES: dict[str, type["CleanRule"]] = {}
 
@@ -93,24 +90,3 @@ def register(cls: type[CleanRule]) -> type[CleanRule]:
         raise RuntimeError(f"duplicate clean rule name {cls.rule}")
     RULES[cls.rule] = cls
     return cls
-
-
-def make_rule(name: str, params: dict | None, where: str = "clean profile") -> CleanRule:
-    """Instantiate a registered rule, turning bad names/params into one-line errors."""
-    _import_rule_modules()
-    cls = RULES.get(name)
-    if cls is None:
-        raise UserError(f"{where}: unknown rule '{name}'; known rules: {', '.join(sorted(RULES))}")
-    try:
-        return cls(**(params or {}))
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(cls.Params.model_fields) or "(none)"
-            raise UserError(f"{where}: rule '{name}' has no parameter '{key}'; allowed: {allowed}") from None
-        raise UserError(f"{where}: rule '{name}': bad value for '{key}': {err.get('input')!r} ({err['msg']})") from None
-
-
-def _import_rule_modules() -> None:
-    from . import classifier, hojichar_rules, quality_rules  # noqa: F401  (registration side effect)

@@ -20,9 +20,9 @@ from typing import Optional
 
 from pydantic import Field
 
-from ..config.base import Section
-from ..errors import UserError
-from .base import CleanRule, register
+from shikomi.config.base import Section
+from shikomi.errors import UserError
+from shikomi.filters.base import CleanRule, register
 
 
 CLASSIFIER_RULE = "quality_classifier"

@@ -20,16 +20,16 @@ from pathlib import Path
 
 from datatrove.data import Document
 
-from ..errors import UserError
-from .base import CleanRule
-from .classifier import CLASSIFIER_RULE, read_labels
-from .profile import build_rules, resolve_rules
+from shikomi.errors import UserError
+from shikomi.filters.base import CleanRule
+from shikomi.filters.classifier import CLASSIFIER_RULE, read_labels
+from shikomi.filters.profile import build_rules, resolve_rules
 
 
 def _classifier_needs_cv(clean, labels_path: str) -> bool:
     """True when the profile's classifier would otherwise train on the labels being
     scored (or has nothing to train on)."""
-    from .profile import load_profile
+    from shikomi.filters.profile import load_profile
 
     specs = dict(load_profile(clean.profile))
     ov = (clean.rules or {}).get(CLASSIFIER_RULE, True)
@@ -193,7 +193,7 @@ def format_table(res: dict) -> str:
 
 def main(args, cfg) -> int:
     if cfg is None:
-        from ..config import load_config
+        from shikomi.config import load_config
 
         cfg = load_config(None)
     folds = getattr(args, "folds", None) or 5

@@ -12,8 +12,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from ..config.base import Section
-from .base import CleanRule, register
+from shikomi.config.base import Section
+from shikomi.filters.base import CleanRule, register
 
 
 class HojiCharRule(CleanRule):

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError
-from .base import CleanRule, make_rule
-from .classifier import CLASSIFIER_RULE
+from shikomi.errors import UserError
+from shikomi.filters.base import CleanRule
+from shikomi.filters.registry import make_rule
+from shikomi.filters.classifier import CLASSIFIER_RULE
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 

@@ -13,8 +13,8 @@ import zlib
 from collections import Counter
 from pydantic import Field, model_validator
 
-from ..config.base import Section
-from .base import CleanRule, register
+from shikomi.config.base import Section
+from shikomi.filters.base import CleanRule, register
 
 HIRAGANA = re.compile(r"[\u3041-\u309f]")
 KATAKANA = re.compile(r"[\u30a0-\u30ff\u31f0-\u31ff]")

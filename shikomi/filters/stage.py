@@ -9,10 +9,12 @@ characters in/out, drops and time spent.
 
 from __future__ import annotations
 
-from ..config import Config
-from ..io import reader_for
-from ..stage import CountIn, Job, Stage, StageWriter
-from .profile import build_rules
+from shikomi.config import Config
+from shikomi.core.documents import reader_for
+from shikomi.core.rules import CountIn
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.writers import StageWriter
+from shikomi.filters.profile import build_rules
 
 STAGE = "clean"
 
@@ -28,5 +30,5 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     pipeline = [reader_for(src), CountIn(), *rules, StageWriter(out_dir, write_rejected=clean.write_rejected)]
     profile = {"profile": clean.profile, "rules": [{"rule": r.rule, **r.params.model_dump()} for r in rules],
                "notes": notes}
-    return Stage(name=STAGE, out_dir=out_dir, jobs=[Job("clean", pipeline, tasks=tasks)], inputs=[src],
+    return Stage(name=STAGE, out_dir=out_dir, jobs=[Job("clean", pipeline, tasks=tasks)],
                  extras=lambda _out: {"clean_profile": profile})

@@ -36,11 +36,14 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from ..config import Config
-from ..errors import UserError
-from ..io import DocWriter, input_files, read_documents
-from ..shards import ShardReader, ShardWriter, dtype_for_vocab, sha256_file
-from ..stage import Job, Stage, write_json_atomic
+from shikomi.config import Config
+from shikomi.errors import UserError
+from shikomi.core.writers import DocWriter
+from shikomi.core.documents import input_files, read_documents
+from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
+from shikomi.core.files import sha256_file
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.files import write_json_atomic
 
 PARTS = "_parts"
 MERGED = "MERGED"
@@ -483,4 +486,4 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     encode = Job("encode", [EncodeToParts(out_dir, model, src, tc.batch_docs)], tasks=tasks)
     merge = Job("merge", [MergeShards(out_dir, model, tasks, cfg.seed, tc.model_dump(),
                                       str(plan) if plan.is_file() else None)], tasks=1)
-    return Stage("tokenize", out_dir, [encode, merge], inputs=[src], extras=_extras)
+    return Stage("tokenize", out_dir, [encode, merge], extras=_extras)

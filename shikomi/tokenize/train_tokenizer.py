@@ -29,11 +29,12 @@ import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from ..config import Config
-from ..errors import UserError
-from ..io import input_files, read_documents, resolve_input
-from ..stage import Job, Stage, write_json_atomic
-from .spm import SPECIALS, export_hf, training_lines
+from shikomi.config import Config
+from shikomi.errors import UserError
+from shikomi.core.documents import input_files, read_documents, resolve_input
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.files import write_json_atomic
+from shikomi.tokenize.spm import SPECIALS, export_hf, training_lines
 
 
 def _text_bytes(path: str) -> int:
@@ -236,4 +237,4 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     out_dir = str(cfg.stage_dir("tokenizer"))
     tcfg = tc.model_dump()
     step = TrainTokenizer(src, out_dir, tcfg, cfg.seed)
-    return Stage("tokenizer", out_dir, [Job("train", [step], tasks=1)], inputs=[src], extras=_extras)
+    return Stage("tokenizer", out_dir, [Job("train", [step], tasks=1)], extras=_extras)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..shards import ShardReader, read_manifest
+from shikomi.errors import UserError
+from shikomi.core.shards import ShardReader, read_manifest
 
 
 def seq_len_at(train_cfg, step: int) -> int:

@@ -16,8 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from . import checkpoint as ckpt
+from shikomi.errors import UserError
+from shikomi.train import checkpoint as ckpt
 
 
 def hf_state_dict(model) -> dict:
@@ -79,7 +79,7 @@ def export(checkpoint: Path, dest: Path, tok_dir: Path | None) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from .model import ModelArgs, Transformer
+    from shikomi.train.model import ModelArgs, Transformer
 
     state = json.loads((checkpoint / "trainer.json").read_text())
     args = ModelArgs(**state["model_args"])

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError
-from . import checkpoint as ckpt
-from .data import TokenData, batch_split, token_dir_for
+from shikomi.errors import UserError
+from shikomi.train import checkpoint as ckpt
+from shikomi.train.data import TokenData, batch_split, token_dir_for
 
 
 def _nproc(cfg, args) -> int:

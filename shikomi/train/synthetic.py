@@ -1,6 +1,6 @@
 """Small token folders for tests, benchmarks and drills, in the tokenize stage's format.
 
-`write_token_folder` writes shards with `shikomi.shards.ShardWriter`, their id
+`write_token_folder` writes shards with `shikomi.core.shards.ShardWriter`, their id
 sidecars and `manifest.json` exactly as the tokenize stage does. `synthetic_documents`
 makes learnable token sequences (a noisy affine recurrence per source), so a tiny
 model's loss falls within a few dozen steps.
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shards import ShardWriter, dtype_for_vocab, sha256_file
+from shikomi.core.shards import ShardWriter, dtype_for_vocab
+from shikomi.core.files import sha256_file
 
 
 def write_token_folder(folder: str | Path, docs: dict[tuple[str, str], list[tuple[str, list[int]]]],

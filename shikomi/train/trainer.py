@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import checkpoint as ckpt
-from .data import TokenData, batch_split, seq_len_at, token_dir_for, tokens_before
-from .model import Transformer, count_params, flops_per_token, loss_fn, model_args
+from shikomi.train import checkpoint as ckpt
+from shikomi.train.data import TokenData, batch_split, seq_len_at, token_dir_for, tokens_before
+from shikomi.train.model import Transformer, count_params, flops_per_token, loss_fn, model_args
 
 # dense bf16 peak FLOP/s per device: MFU is always against this peak
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12,
@@ -99,7 +99,7 @@ class Trainer:
         tc = self.tc
         want_cuda = tc.device == "cuda" or (tc.device == "auto" and torch.cuda.is_available())
         if want_cuda and not torch.cuda.is_available():
-            from ..errors import UserError
+            from shikomi.errors import UserError
 
             raise UserError("train.device is 'cuda' but no GPU is visible")
         if "RANK" not in os.environ:  # one process without torchrun
@@ -399,7 +399,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from ..errors import UserError
+            from shikomi.errors import UserError
 
             raise UserError("train.tensorboard is on but the `tensorboard` package is not installed "
                             "(pip install tensorboard)") from None
@@ -430,8 +430,8 @@ def _die_with_launcher() -> None:
 
 
 def main(argv=None) -> int:
-    from ..config import load_config
-    from ..errors import UserError
+    from shikomi.config import load_config
+    from shikomi.errors import UserError
 
     ap = argparse.ArgumentParser(prog="python -m shikomi.train.trainer")
     ap.add_argument("--config", required=True)

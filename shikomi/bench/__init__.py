@@ -1,2 +1,0 @@
-"""`make bench`: each module here measures one stage next to its anchor on the same
-input in the same run and returns a table. `python -m shikomi.bench [names...]`."""

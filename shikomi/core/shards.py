@@ -1,0 +1,140 @@
+"""Token shards in Megatron's indexed-dataset format, and their manifest.
+
+`NAME.bin` holds the tokens of every document back to back (EOS appended by the
+tokenizer stage). `NAME.idx`:
+
+    b"MMIDIDX\\x00\\x00"          magic (9 bytes)
+    <Q  version = 1
+    <B  dtype code (8 = uint16, 4 = int32)
+    <Q  number of sequences
+    <Q  number of document indices (sequences + 1)
+    int32[n]  sequence lengths (tokens)
+    int64[n]  byte offsets of each sequence in .bin
+    int64[n+1] document indices (0..n: one document per sequence)
+
+Megatron-LM and GPT-NeoX read these files as they are. Each token folder has a
+`manifest.json` (see `write_manifest`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"MMIDIDX\x00\x00"
+VERSION = 1
+DTYPE_CODES = {8: np.uint16, 4: np.int32}
+CODE_OF = {np.dtype(np.uint16): 8, np.dtype(np.int32): 4}
+UINT16_MAX_VOCAB = 65_500
+
+
+def dtype_for_vocab(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size < UINT16_MAX_VOCAB else np.dtype(np.int32)
+
+
+class ShardWriter:
+    """Append documents (token arrays) to NAME.bin, write NAME.idx on close.
+
+    Writes go to `.tmp` files renamed on close, so a killed writer never leaves a
+    shard that looks complete.
+    """
+
+    def __init__(self, prefix: str | Path, dtype: np.dtype):
+        self.prefix = Path(prefix)
+        self.prefix.parent.mkdir(parents=True, exist_ok=True)
+        self.dtype = np.dtype(dtype)
+        self._bin_tmp = self.prefix.with_name(self.prefix.name + ".bin.tmp")
+        self._bin = open(self._bin_tmp, "wb")
+        self.lengths: list[int] = []
+        self.tokens = 0
+
+    def add(self, tokens) -> None:
+        arr = np.asarray(tokens, dtype=self.dtype)
+        self._bin.write(arr.tobytes(order="C"))
+        self.lengths.append(int(arr.size))
+        self.tokens += int(arr.size)
+
+    def add_many(self, tokens, lengths) -> None:
+        """Append several documents at once: their tokens back to back, and their lengths."""
+        arr = np.asarray(tokens, dtype=self.dtype)
+        lengths = [int(n) for n in lengths]
+        if sum(lengths) != arr.size:
+            raise ValueError(f"add_many: {arr.size} tokens but the lengths sum to {sum(lengths)}")
+        self._bin.write(arr.tobytes(order="C"))
+        self.lengths.extend(lengths)
+        self.tokens += int(arr.size)
+
+    @property
+    def documents(self) -> int:
+        return len(self.lengths)
+
+    def close(self) -> tuple[Path, Path]:
+        self._bin.close()
+        n = len(self.lengths)
+        lengths = np.asarray(self.lengths, dtype=np.int32)
+        offsets = np.zeros(n, dtype=np.int64)
+        if n > 1:
+            offsets[1:] = np.cumsum(lengths[:-1].astype(np.int64)) * self.dtype.itemsize
+        doc_idx = np.arange(n + 1, dtype=np.int64)
+        idx_tmp = self.prefix.with_name(self.prefix.name + ".idx.tmp")
+        with open(idx_tmp, "wb") as f:
+            f.write(MAGIC)
+            f.write(struct.pack("<Q", VERSION))
+            f.write(struct.pack("<B", CODE_OF[self.dtype]))
+            f.write(struct.pack("<Q", n))
+            f.write(struct.pack("<Q", n + 1))
+            f.write(lengths.tobytes())
+            f.write(offsets.tobytes())
+            f.write(doc_idx.tobytes())
+        bin_path = self.prefix.with_name(self.prefix.name + ".bin")
+        idx_path = self.prefix.with_name(self.prefix.name + ".idx")
+        self._bin_tmp.replace(bin_path)
+        idx_tmp.replace(idx_path)
+        return bin_path, idx_path
+
+
+class ShardReader:
+    """Memory-mapped reader of one NAME.bin/NAME.idx pair."""
+
+    def __init__(self, prefix: str | Path):
+        prefix = Path(prefix)
+        if prefix.suffix in (".bin", ".idx"):
+            prefix = prefix.with_suffix("")
+        self.prefix = prefix
+        idx = Path(str(prefix) + ".idx").read_bytes()
+        if idx[:9] != MAGIC:
+            raise ValueError(f"{prefix}.idx: not a Megatron indexed dataset (bad magic)")
+        (version,) = struct.unpack_from("<Q", idx, 9)
+        if version != VERSION:
+            raise ValueError(f"{prefix}.idx: unsupported version {version}")
+        (code,) = struct.unpack_from("<B", idx, 17)
+        self.dtype = np.dtype(DTYPE_CODES[code])
+        (n,) = struct.unpack_from("<Q", idx, 18)
+        (n_docs,) = struct.unpack_from("<Q", idx, 26)
+        off = 34
+        self.lengths = np.frombuffer(idx, dtype=np.int32, count=n, offset=off)
+        off += 4 * n
+        self.offsets = np.frombuffer(idx, dtype=np.int64, count=n, offset=off)
+        off += 8 * n
+        self.doc_idx = np.frombuffer(idx, dtype=np.int64, count=n_docs, offset=off)
+        bin_path = Path(str(prefix) + ".bin")
+        self.tokens = (
+            np.memmap(bin_path, dtype=self.dtype, mode="r") if bin_path.stat().st_size else np.zeros(0, self.dtype)
+        )
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        start = int(self.offsets[i]) // self.dtype.itemsize
+        return self.tokens[start : start + int(self.lengths[i])]
+
+
+def read_manifest(folder: str | Path) -> dict:
+    p = Path(folder) / "manifest.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{folder}: no manifest.json (not a token folder)")
+    return json.loads(p.read_text(encoding="utf-8"))

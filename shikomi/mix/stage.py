@@ -1,0 +1,448 @@
+"""The mix stage: sources sampled to a token budget at fixed ratios (ja:en:code = 5:4:1).
+
+datatrove, dolma and NeMo Curator mix files or documents; the realised ratio then
+drifts with document length and tokenizer. Here the ratio is planned in tokens:
+
+    count_<i>_<name>  (N tasks per input)  read, filter, count tokens of every document
+                      (with the tokenizer when one exists, else characters / chars_per_token)
+    plan              (1 task)  available tokens per source -> targets, epochs, and which
+                      documents are taken once more than the whole epochs -> plan.json
+    write_<i>_<name>  (N tasks per input)  read again, write each document as many times
+                      as the plan says (metadata.epoch = 0, 1, ...) with metadata.source
+
+Sampling is deterministic: documents are ranked by a seeded hash of their id; a source
+with surplus takes a prefix of that ranking, one with too little repeats whole epochs
+and then takes a prefix for the remainder; a first-fit pass over the rest closes the
+gap to the target so the planned tokens land on it (to the smallest document left).
+The tokenize stage recounts with the real tokenizer and trims to the plan's ratios.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import xxhash
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from shikomi.config import Config
+from shikomi.errors import UserError
+from shikomi.core.writers import DocWriter
+from shikomi.core.rules import REJECT_KEY, CountIn, count_route, reject
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.files import write_json_atomic
+from shikomi.mix.sources import has_files, reader_for_source, resolve_source_path, rules_for_source, source_label, source_path_exists
+
+NOT_SAMPLED = "not_sampled"
+
+
+def doc_key(seed: int, index: int, doc_id: str) -> int:
+    """The seeded rank of a document inside its input (uint64)."""
+    return xxhash.xxh64_intdigest(f"{seed}\x00{index}\x00{doc_id}")
+
+
+class TokenCounter:
+    """Tokens of a document, EOS included: exact with a SentencePiece model, else
+    ceil(characters / chars_per_token) + 1."""
+
+    def __init__(self, model: Optional[str], chars_per_token: float):
+        self.model = model
+        self.chars_per_token = chars_per_token
+        self._sp = None
+
+    def count(self, texts: list[str]) -> list[int]:
+        if self.model is None:
+            return [math.ceil(len(t) / self.chars_per_token) + 1 for t in texts]
+        if self._sp is None:
+            import sentencepiece as spm
+
+            self._sp = spm.SentencePieceProcessor(model_file=self.model)
+        return [len(x) + 1 for x in self._sp.encode(texts, num_threads=1)]
+
+
+class CountTokens(PipelineStep):
+    """Writes (key, tokens, chars) of every kept document of this task to
+    `<counts_dir>/<rank>.npz`; rejected documents are only counted in."""
+
+    name = "count tokens"
+    type = "📊 - STATS"
+
+    def __init__(self, counts_dir: str, index: int, seed: int, counter: TokenCounter, batch: int = 256):
+        super().__init__()
+        self.counts_dir = counts_dir
+        self.index = index
+        self.seed = seed
+        self.counter = counter
+        self.batch = batch
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        keys: list[int] = []
+        tokens: list[int] = []
+        chars: list[int] = []
+        docs_in = chars_in = 0
+        pending: list = []
+
+        def flush():
+            if not pending:
+                return
+            n = self.counter.count([d.text for d in pending])
+            for d, t in zip(pending, n):
+                keys.append(doc_key(self.seed, self.index, d.id))
+                tokens.append(t)
+                chars.append(len(d.text))
+                self.stat_update("tokens_counted", value=t)
+            pending.clear()
+
+        for doc in data:
+            docs_in += 1
+            chars_in += len(doc.text)
+            if REJECT_KEY not in doc.metadata:
+                pending.append(doc)
+                if len(pending) >= self.batch:
+                    with self.track_time():
+                        flush()
+        with self.track_time():
+            flush()
+        out = Path(self.counts_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f"{rank:05d}.tmp.npz"
+        np.savez(tmp, keys=np.asarray(keys, dtype=np.uint64), tokens=np.asarray(tokens, dtype=np.int64),
+                 chars=np.asarray(chars, dtype=np.int64), docs_in=np.int64(docs_in), chars_in=np.int64(chars_in))
+        os.replace(tmp, out / f"{rank:05d}.npz")
+        return
+        yield
+
+
+def select(keys: np.ndarray, tokens: np.ndarray, target: float, max_fill: int = 100_000):
+    """Which documents of one input to take: (base_epochs, threshold_key, fill_keys,
+    expected_tokens, expected_documents). A document is written base_epochs times,
+    plus once more when its key <= threshold_key or is in fill_keys."""
+    avail = int(tokens.sum())
+    if avail <= 0 or target <= 0:
+        return 0, None, np.zeros(0, np.uint64), 0, 0
+    base = int(target // avail)
+    rem = target - base * avail
+    order = np.argsort(keys, kind="stable")
+    sk, st = keys[order], tokens[order]
+    cum = np.cumsum(st)
+    k = int(np.searchsorted(cum, rem, side="right"))
+    threshold = None
+    taken = np.zeros(sk.size, dtype=bool)
+    if k > 0:
+        threshold = int(sk[k - 1])
+        taken = sk <= sk[k - 1]
+    acc = int(st[taken].sum())
+    fill: list[int] = []
+    gap = rem - acc
+    if gap > 0:
+        # first-fit over the rest, in key order: take what still fits
+        rest = np.nonzero(~taken)[0]
+        for _ in range(max_fill):
+            fits = rest[st[rest] <= gap]
+            if fits.size == 0:
+                break
+            j = int(fits[0])
+            same = np.nonzero(sk == sk[j])[0]  # equal keys (same id) go together
+            t = int(st[same].sum())
+            if t > gap:
+                rest = rest[rest != j]
+                continue
+            taken[same] = True
+            fill.append(int(sk[j]))
+            gap -= t
+            acc += t
+            rest = rest[~np.isin(rest, same)]
+            if gap <= 0:
+                break
+    fill_keys = np.unique(np.asarray(fill, dtype=np.uint64))
+    expected_tokens = base * avail + acc
+    expected_docs = base * int(sk.size) + int(taken.sum())
+    return base, threshold, fill_keys, int(expected_tokens), int(expected_docs)
+
+
+class PlanMix(PipelineStep):
+    """One task: reads every input's counts, writes plan.json and the selection files."""
+
+    name = "plan mix"
+    type = "🧮 - PLAN"
+
+    def __init__(self, out_dir: str, inputs: list[dict], ratios: dict[str, float], total_tokens: Optional[int],
+                 counted_with: dict, warn_epochs: float, seed: int, tasks: int):
+        super().__init__()
+        self.out_dir = out_dir
+        self.inputs = inputs
+        self.ratios = ratios
+        self.total_tokens = total_tokens
+        self.counted_with = counted_with
+        self.warn_epochs = warn_epochs
+        self.seed = seed
+        self.tasks = tasks
+
+    def _load(self, i: int) -> dict:
+        d = Path(self.out_dir) / "_counts" / f"{i:02d}"
+        keys, tokens, chars = [], [], []
+        docs_in = chars_in = 0
+        for r in range(self.tasks):
+            f = d / f"{r:05d}.npz"
+            if not f.exists():
+                raise RuntimeError(f"missing token counts {f}: rerun the mix stage")
+            z = np.load(f)
+            keys.append(z["keys"])
+            tokens.append(z["tokens"])
+            chars.append(z["chars"])
+            docs_in += int(z["docs_in"])
+            chars_in += int(z["chars_in"])
+        return {"keys": np.concatenate(keys), "tokens": np.concatenate(tokens), "chars": np.concatenate(chars),
+                "docs_in": docs_in, "chars_in": chars_in}
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if rank != 0:
+            return
+        plan = make_plan(self.inputs, [self._load(i) for i in range(len(self.inputs))], self.ratios,
+                         self.total_tokens, self.warn_epochs)
+        plan = {"seed": self.seed, "counted_with": self.counted_with, **plan}
+        sel_dir = Path(self.out_dir) / "_plan"
+        sel_dir.mkdir(parents=True, exist_ok=True)
+        for inp in plan.pop("_selections"):
+            tmp = sel_dir / f"{inp['index']:02d}.tmp.npz"
+            np.savez(tmp, base=np.int64(inp["base"]), threshold=np.uint64(inp["threshold"] or 0),
+                     has_threshold=np.bool_(inp["threshold"] is not None), fill=inp["fill"])
+            os.replace(tmp, sel_dir / f"{inp['index']:02d}.npz")
+        write_json_atomic(Path(self.out_dir) / "plan.json", plan)
+        for w in plan["warnings"]:
+            self.stat_update("warnings")
+            from loguru import logger
+
+            logger.warning(w)
+        return
+        yield
+
+
+def make_plan(inputs: list[dict], counts: list[dict], ratios: dict[str, float], total_tokens: Optional[int],
+              warn_epochs: float) -> dict:
+    """The plan from per-input counts (pure: unit-tested on its own)."""
+    norm = {k: v / sum(ratios.values()) for k, v in ratios.items()}
+    groups: dict[str, list[int]] = {}
+    for i, inp in enumerate(inputs):
+        groups.setdefault(inp["name"], []).append(i)
+    avail = {g: sum(int(counts[i]["tokens"].sum()) for i in idx) for g, idx in groups.items()}
+    active = [g for g in norm if norm[g] > 0]
+    for g in active:
+        if avail.get(g, 0) <= 0:
+            raise UserError(f"mix source '{g}' has no documents (ratio {ratios[g]}): check its inputs")
+    if total_tokens is None:
+        total = min(avail[g] / norm[g] for g in active)
+    else:
+        total = float(total_tokens)
+    warnings: list[str] = []
+    out_sources: dict[str, dict] = {}
+    selections = []
+    for g in groups:
+        r = norm.get(g, 0.0)
+        target_g = r * total
+        ins = []
+        exp_tokens = exp_docs = 0
+        carry = 0.0  # what an input with coarse documents could not place goes to the next
+        # coarse inputs (long documents) first: the finest one absorbs the remainder
+        by_grain = sorted(groups[g], key=lambda i: (-(counts[i]["tokens"].mean() if counts[i]["tokens"].size else 0), i))
+        for i in by_grain:
+            c = counts[i]
+            a = int(c["tokens"].sum())
+            target = target_g * (a / avail[g]) + carry if avail[g] else 0.0
+            base, thr, fill, et, ed = select(c["keys"], c["tokens"], target)
+            carry = target - et
+            selections.append({"index": i, "base": base, "threshold": thr, "fill": fill})
+            exp_tokens += et
+            exp_docs += ed
+            ins.append({
+                "index": i, "label": inputs[i]["label"], "path": inputs[i]["path"], "format": inputs[i]["format"],
+                "documents_read": c["docs_in"], "chars_read": c["chars_in"],
+                "available_documents": int(c["tokens"].size), "available_chars": int(c["chars"].sum()),
+                "available_tokens": a, "target_tokens": round(target, 1), "base_epochs": base,
+                "epochs": round(et / a, 4) if a else 0.0, "expected_tokens": et, "expected_documents": ed,
+            })
+        ins.sort(key=lambda x: x["index"])
+        epochs = exp_tokens / avail[g] if avail[g] else 0.0
+        if epochs > warn_epochs:
+            warnings.append(
+                f"mix source '{g}' is repeated {epochs:.2f} times (> {warn_epochs:g} epochs: repeated data loses "
+                f"value, Muennighoff et al. 2023); add data or lower its ratio")
+        out_sources[g] = {
+            "weight": round(r, 6), "available_tokens": avail[g],
+            "available_documents": sum(x["available_documents"] for x in ins),
+            "target_tokens": round(target_g, 1), "expected_tokens": exp_tokens, "expected_documents": exp_docs,
+            "epochs": round(epochs, 4), "inputs": ins,
+        }
+    total_exp = sum(s["expected_tokens"] for s in out_sources.values())
+    for g, s in out_sources.items():
+        s["expected_share"] = round(s["expected_tokens"] / total_exp, 6) if total_exp else 0.0
+    return {
+        "ratios": {g: round(v, 6) for g, v in norm.items()},
+        "total_tokens_target": round(total, 1),
+        "total_tokens_expected": total_exp,
+        "sources": out_sources,
+        "warnings": warnings,
+        "_selections": selections,
+    }
+
+
+class SampleCopies(PipelineStep):
+    """Repeats each document as many times as the plan says (metadata.epoch); documents
+    the plan leaves out are marked not_sampled."""
+
+    name = "sample"
+    type = "🎲 - SAMPLER"
+
+    def __init__(self, out_dir: str, index: int, seed: int):
+        super().__init__()
+        self.out_dir = out_dir
+        self.index = index
+        self.seed = seed
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        z = np.load(Path(self.out_dir) / "_plan" / f"{self.index:02d}.npz")
+        base = int(z["base"])
+        thr = int(z["threshold"]) if bool(z["has_threshold"]) else None
+        fill = set(int(x) for x in z["fill"])
+        for doc in data:
+            if REJECT_KEY in doc.metadata:
+                yield doc
+                continue
+            k = doc_key(self.seed, self.index, doc.id)
+            copies = base + (1 if ((thr is not None and k <= thr) or k in fill) else 0)
+            if copies == 0:
+                self.stat_update(NOT_SAMPLED)
+                yield reject(doc, NOT_SAMPLED)
+                continue
+            self.stat_update("documents_sampled")
+            for e in range(copies):
+                self.stat_update("copies")
+                d = doc if e == copies - 1 else type(doc)(text=doc.text, id=doc.id, metadata=dict(doc.metadata))
+                d.metadata["epoch"] = e
+                yield d
+
+
+class MixWriter(PipelineStep):
+    """Writes sampled documents to data/<source>/ and rejected ones to rejected/;
+    not_sampled documents are counted, and written only with mix.write_unsampled."""
+
+    name = "write"
+    type = "💽 - WRITER"
+
+    def __init__(self, out_dir: str, source: str, index: int, write_unsampled: bool):
+        super().__init__()
+        self.out_dir = out_dir
+        self.source = source
+        self.index = index
+        self.write_unsampled = write_unsampled
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        fname = f"{self.index:02d}_${{rank}}.parquet"
+        kept = DocWriter(str(Path(self.out_dir) / "data" / self.source), output_filename=fname)
+        rejected = DocWriter(str(Path(self.out_dir) / "rejected"), output_filename=fname)
+        with kept:
+            try:
+                for doc in data or []:
+                    rule = count_route(self, doc)
+                    if rule is None:
+                        kept.write(doc, rank)
+                    elif rule != NOT_SAMPLED or self.write_unsampled:
+                        rejected.write(doc, rank)
+            finally:
+                rejected.close()
+        return
+        yield
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def _stats_extras(out_dir: str) -> dict:
+    p = Path(out_dir) / "plan.json"
+    if not p.exists():
+        return {}
+    plan = json.loads(p.read_text(encoding="utf-8"))
+    ins = [x for s in plan["sources"].values() for x in s["inputs"]]
+    return {
+        "documents_in": sum(x["documents_read"] for x in ins),
+        "chars_in": sum(x["chars_read"] for x in ins),
+        "tokens_out": plan["total_tokens_expected"],
+        "tokens_counted_with": plan["counted_with"].get("method"),
+        "mix": {g: {"weight": s["weight"], "epochs": s["epochs"], "expected_tokens": s["expected_tokens"],
+                    "expected_share": s["expected_share"]} for g, s in plan["sources"].items()},
+        "warnings": plan["warnings"],
+    }
+
+
+def build(cfg: Config, input_path: str | None = None) -> Stage:
+    mc = cfg.mix
+    out_dir = str(cfg.stage_dir("mix"))
+    tasks = mc.tasks or cfg.executor.tasks
+    default_ja = input_path or mc.input or str(cfg.stage_dir("clean"))
+    if input_path and not any(s.name == "ja" for s in mc.sources):
+        raise UserError("--input sets the path of the `ja` mix source, but mix.sources has no `ja` entry")
+
+    names = {s.name for s in mc.sources}
+    missing = [g for g, r in mc.ratios.items() if r > 0 and g not in names]
+    if missing:
+        raise UserError(
+            f"mix.ratios gives a share to {', '.join(missing)} but mix.sources declares no input for "
+            f"{'it' if len(missing) == 1 else 'them'}: add sources (name, path, format) or drop the ratio")
+    unknown = sorted(names - set(mc.ratios))
+    if unknown:
+        raise UserError(f"mix.sources names {', '.join(unknown)} without a ratio in mix.ratios "
+                        f"(ratios: {', '.join(mc.ratios)})")
+
+    # how tokens are counted
+    model = None
+    if mc.count_with in ("auto", "tokenizer"):
+        cand = mc.tokenizer or str(cfg.stage_dir("tokenizer") / "tokenizer.model")
+        if Path(cand).is_file():
+            model = cand
+        elif mc.count_with == "tokenizer" or mc.tokenizer:
+            raise UserError(f"mix.count_with=tokenizer but the tokenizer {cand} does not exist "
+                            f"(train it with `shikomi train-tokenizer`, or use count_with: estimate)")
+    if model:
+        counted_with = {"method": "tokenizer", "path": model, "sha256": _sha256(model)}
+    else:
+        counted_with = {"method": "estimate", "chars_per_token": {
+            s.name: mc.chars_per_token.get(s.name, mc.default_chars_per_token) for s in mc.sources}}
+
+    inputs: list[dict] = []
+    count_jobs, write_jobs = [], []
+    for i, src in enumerate(mc.sources):
+        path = resolve_source_path(src, default_ja if src.name == "ja" else None, str(cfg.run_dir))
+        if not source_path_exists(path):
+            raise UserError(f"mix source '{src.name}': input not found: {path}"
+                            + (" (run the clean stage first, or set mix.input)" if src.name == "ja" and not src.path else ""))
+        label = source_label(src, path)
+        if not has_files(reader_for_source(src, path)):
+            raise UserError(f"mix source '{src.name}': no documents in {path}"
+                            + (" (did the clean stage keep any?)" if src.name == "ja" and not src.path else ""))
+        inputs.append({"name": src.name, "label": label, "path": path, "format": src.format})
+        cpt = mc.chars_per_token.get(src.name, mc.default_chars_per_token)
+        counter = TokenCounter(model, cpt)
+        jn = f"{i:02d}_{src.name}"
+        count_jobs.append(Job(f"count_{jn}", [
+            reader_for_source(src, path), CountIn(), *rules_for_source(src),
+            CountTokens(str(Path(out_dir) / "_counts" / f"{i:02d}"), i, cfg.seed, counter),
+        ], tasks=tasks))
+        write_jobs.append(Job(f"write_{jn}", [
+            reader_for_source(src, path), *rules_for_source(src), SampleCopies(out_dir, i, cfg.seed),
+            MixWriter(out_dir, src.name, i, mc.write_unsampled),
+        ], tasks=tasks))
+    plan_job = Job("plan", [PlanMix(out_dir, inputs, dict(mc.ratios), mc.total_tokens, counted_with,
+                                    mc.warn_epochs, cfg.seed, tasks)], tasks=1)
+    return Stage("mix", out_dir, [*count_jobs, plan_job, *write_jobs],
+                 extras=_stats_extras)
