@@ -45,8 +45,10 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"# shikomi benchmarks ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')})\n")
+    print(
+        f"# shikomi benchmarks ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')})\n"
+    )
     for name in args.names:
         try:
             mod = importlib.import_module(f"bench.{name}")

@@ -16,10 +16,10 @@ from pathlib import Path
 from datatrove.data import Document
 
 from shikomi.config import load_config
-from shikomi.filters.registry import make_rule
 from shikomi.filters.evaluate import group_labelled
 from shikomi.filters.hojichar_rules import HojiCharRule
 from shikomi.filters.profile import build_rules
+from shikomi.filters.registry import make_rule
 
 NO_POS = {"too_many_nouns": False, "word_repetition": False}
 
@@ -52,7 +52,8 @@ def _run_chain(rules, texts, repeat) -> tuple[float, list]:
 
 
 def _run_compose(filters, texts, repeat) -> float:
-    from hojichar import Compose, Document as HDocument
+    from hojichar import Compose
+    from hojichar import Document as HDocument
 
     compose = Compose(filters)
     best = float("inf")
@@ -82,13 +83,23 @@ def bench(data: Path, quick: bool) -> dict:
     t_pos, shares = _run_chain(full_pos, texts, repeat)
 
     rows = [
-        ["HojiChar `Compose`, %d HojiChar filters (anchor)" % len(hoji), f"{n / t_compose:,.0f}", "1.00"],
+        [f"HojiChar `Compose`, {len(hoji)} HojiChar filters (anchor)", f"{n / t_compose:,.0f}", "1.00"],
         ["same filters as shikomi steps", f"{n / t_ours_hoji:,.0f}", f"{t_ours_hoji / t_compose:.2f}"],
-        ["default profile without POS filters (%d rules)" % len(full_nopos), f"{n / t_nopos:,.0f}", f"{t_nopos / t_compose:.2f}"],
-        ["default profile with POS filters (%d rules)" % len(full_pos), f"{n / t_pos:,.0f}", f"{t_pos / t_compose:.2f}"],
+        [
+            f"default profile without POS filters ({len(full_nopos)} rules)",
+            f"{n / t_nopos:,.0f}",
+            f"{t_nopos / t_compose:.2f}",
+        ],
+        [
+            f"default profile with POS filters ({len(full_pos)} rules)",
+            f"{n / t_pos:,.0f}",
+            f"{t_pos / t_compose:.2f}",
+        ],
     ]
     total = sum(s for _, s in shares) or 1.0
-    share_txt = ", ".join(f"{name} {s / total:.0%}" for name, s in sorted(shares, key=lambda x: -x[1]) if s / total >= 0.01)
+    share_txt = ", ".join(
+        f"{name} {s / total:.0%}" for name, s in sorted(shares, key=lambda x: -x[1]) if s / total >= 0.01
+    )
     return {
         "title": f"clean: rule chain throughput, one core, {n:,} real Japanese documents",
         "columns": ["chain", "docs/s/core", "time vs Compose"],
@@ -101,6 +112,9 @@ def bench(data: Path, quick: bool) -> dict:
             "Wikipedia paragraphs, NFKC-normalised once before timing.",
         ],
         "docs": n,
-        "compose_s": t_compose, "ours_hojichar_s": t_ours_hoji, "nopos_s": t_nopos, "pos_s": t_pos,
+        "compose_s": t_compose,
+        "ours_hojichar_s": t_ours_hoji,
+        "nopos_s": t_nopos,
+        "pos_s": t_pos,
         "shares": {name: s / total for name, s in shares},
     }

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-
 # ---------------------------------------------------------------- corpus
+
 
 def _edit_chars(rng: random.Random, text: str, rate: float) -> str:
     chars = list(text)
@@ -55,12 +55,16 @@ def corpus(data: Path, copies: int = 1, seed: int = 0) -> tuple[list[dict], list
         d = json.loads(line)
         by_title[d["title"]].append(d["text"])
     base = ["\n".join(ps[k : k + 3]) for ps in by_title.values() for k in range(0, len(ps), 3)]
-    base += [json.loads(line)["text"] for line in open(data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")]
+    base += [
+        json.loads(line)["text"] for line in open(data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")
+    ]
     docs, pairs = [], []
     for c in range(copies):
         for i, text in enumerate(base):
             did = f"c{c}-{i:05d}"
-            docs.append({"id": did, "text": text if c == 0 else _edit_chars(rng, text, 0.3), "metadata": {"date": "2021-01-01"}})
+            docs.append(
+                {"id": did, "text": text if c == 0 else _edit_chars(rng, text, 0.3), "metadata": {"date": "2021-01-01"}}
+            )
             if i % 2:
                 continue
             kind = (i // 2) % 5
@@ -92,6 +96,7 @@ def write_corpus(docs: list[dict], folder: Path, files: int = 4) -> None:
 
 
 # ---------------------------------------------------------------- signatures, one core
+
 
 def _char_tokenizer():
     from datatrove.utils.word_tokenizers import WordTokenizer
@@ -132,8 +137,9 @@ def bench_signatures(texts: list[str], quick: bool) -> list[list]:
     def our_sig(t):
         ours.signature(normalize_folded(fold(t)))
 
-    dt = MinhashDedupSignature(tempfile.mkdtemp(), MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=9),
-                               language=_char_tokenizer())
+    dt = MinhashDedupSignature(
+        tempfile.mkdtemp(), MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=9), language=_char_tokenizer()
+    )
 
     def dt_sig(t):
         sh = dt.get_shingles(t)
@@ -150,12 +156,18 @@ def bench_signatures(texts: list[str], quick: bool) -> list[list]:
     r_ds = _rate(ds_sig, texts, min_s)
     chars = sum(map(len, texts)) / len(texts)
     return [
-        ["signatures, 1 core", f"shikomi (numpy, 128 perm) {r_ours:,.0f} docs/s", f"datatrove 14x9 {r_dt:,.0f} docs/s",
-         f"{r_ours / r_dt:.2f}x", f"datasketch 128 perm {r_ds:,.0f} docs/s; ours {r_ours / r_ds:.2f}x; {chars:,.0f} chars/doc"],
+        [
+            "signatures, 1 core",
+            f"shikomi (numpy, 128 perm) {r_ours:,.0f} docs/s",
+            f"datatrove 14x9 {r_dt:,.0f} docs/s",
+            f"{r_ours / r_dt:.2f}x",
+            f"datasketch 128 perm {r_ds:,.0f} docs/s; ours {r_ours / r_ds:.2f}x; {chars:,.0f} chars/doc",
+        ],
     ]
 
 
 # ---------------------------------------------------------------- end to end (child processes)
+
 
 def _child_shikomi(inp: str, out: str, tasks: int, dedup: dict | None = None) -> dict:
     from shikomi.config import load_config
@@ -191,8 +203,9 @@ def _child_datatrove(inp: str, out: str, tasks: int) -> dict:
     t0 = time.time()
 
     def ex(pipeline, n, name):
-        LocalPipelineExecutor(pipeline=pipeline, tasks=n, workers=2, logging_dir=str(o / "logs" / name),
-                              start_method="fork").run()
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=n, workers=2, logging_dir=str(o / "logs" / name), start_method="fork"
+        ).run()
 
     ex([JsonlReader(inp), MinhashDedupSignature(str(o / "sigs"), cfg, language=_char_tokenizer())], tasks, "sigs")
     ex([MinhashDedupBuckets(str(o / "sigs"), str(o / "buckets"), config=cfg)], cfg.num_buckets, "buckets")
@@ -221,7 +234,9 @@ def _run_child(which: str, inp: Path, out: Path, tasks: int = 2, **kw) -> dict:
         f"open({str(res_file)!r},'w').write(json.dumps(r))"
     )
     env = dict(os.environ, PYTHONHASHSEED="0")
-    p = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     if p.returncode != 0:
         raise RuntimeError(f"bench child {which} failed: {p.stderr[-3000:]}")
     return json.loads(res_file.read_text())
@@ -266,47 +281,63 @@ def bench(data: Path, quick: bool) -> dict:
         same = _run_child("shikomi", inp, tmp / "ours_near", dedup={"verify": False, "lines": {"enabled": False}})
         theirs = _run_child("datatrove", inp, tmp / "datatrove")
         q_dt = _quality(docs, pairs, theirs["kept"])
-        dt_cell = (f"datatrove 4-stage 14x8 {theirs['wall_s']:.1f} s, recall {q_dt[0]:.3f}, other removed {q_dt[2]}, "
-                   f"peak RSS {theirs['rss_mb']:.0f} MB")
+        dt_cell = (
+            f"datatrove 4-stage 14x8 {theirs['wall_s']:.1f} s, recall {q_dt[0]:.3f}, other removed {q_dt[2]}, "
+            f"peak RSS {theirs['rss_mb']:.0f} MB"
+        )
         for label, r, what in [
             ("exact + MinHash (no verification, no line removal)", same, "the same work as datatrove plus exact dedup"),
-            ("default: exact + MinHash + verification + line removal", ours, "also rereads candidates for real Jaccard and cuts repeated lines"),
+            (
+                "default: exact + MinHash + verification + line removal",
+                ours,
+                "also rereads candidates for real Jaccard and cuts repeated lines",
+            ),
         ]:
             q = _quality(docs, pairs, r["kept"])
-            rows.append([
-                f"end to end, 2 workers, {len(docs):,} docs: {label}",
-                f"shikomi {r['wall_s']:.1f} s, recall {q[0]:.3f}, other removed {q[2]}, peak RSS {r['rss_mb']:.0f} MB",
-                dt_cell,
-                f"{r['wall_s'] / theirs['wall_s']:.2f}x wall",
-                f"{q[1]} pairs at J>=0.85; {what}",
-            ])
+            rows.append(
+                [
+                    f"end to end, 2 workers, {len(docs):,} docs: {label}",
+                    f"shikomi {r['wall_s']:.1f} s, recall {q[0]:.3f}, other removed {q[2]}, peak RSS {r['rss_mb']:.0f} MB",
+                    dt_cell,
+                    f"{r['wall_s'] / theirs['wall_s']:.2f}x wall",
+                    f"{q[1]} pairs at J>=0.85; {what}",
+                ]
+            )
         # memory at two corpus sizes
         big_docs, _ = corpus(data, copies=2 if quick else 4)
         inp2 = tmp / "in_big"
         write_corpus(big_docs, inp2)
         ours_big = _run_child("shikomi", inp2, tmp / "ours_big")
         theirs_big = _run_child("datatrove", inp2, tmp / "datatrove_big")
-        rows.append([
-            f"end to end, 2 workers, {len(big_docs):,} docs: default",
-            f"shikomi {ours_big['wall_s']:.1f} s, peak RSS {ours_big['rss_mb']:.0f} MB",
-            f"datatrove 4-stage 14x8 {theirs_big['wall_s']:.1f} s, peak RSS {theirs_big['rss_mb']:.0f} MB",
-            f"{ours_big['wall_s'] / theirs_big['wall_s']:.2f}x wall",
-            "the corpus repeated with 30 % character edits (new documents) and new near-duplicates",
-        ])
-        rows.append([
-            "shikomi peak RSS vs corpus size (largest process)",
-            f"{len(docs):,} docs: {ours['rss_mb']:.0f} MB",
-            f"{len(big_docs):,} docs: {ours_big['rss_mb']:.0f} MB",
-            f"{ours_big['rss_mb'] / ours['rss_mb']:.2f}x RSS for {len(big_docs) / len(docs):.1f}x docs",
-            "the kept documents of a task are buffered by the Parquet writer until the task ends",
-        ])
+        rows.append(
+            [
+                f"end to end, 2 workers, {len(big_docs):,} docs: default",
+                f"shikomi {ours_big['wall_s']:.1f} s, peak RSS {ours_big['rss_mb']:.0f} MB",
+                f"datatrove 4-stage 14x8 {theirs_big['wall_s']:.1f} s, peak RSS {theirs_big['rss_mb']:.0f} MB",
+                f"{ours_big['wall_s'] / theirs_big['wall_s']:.2f}x wall",
+                "the corpus repeated with 30 % character edits (new documents) and new near-duplicates",
+            ]
+        )
+        rows.append(
+            [
+                "shikomi peak RSS vs corpus size (largest process)",
+                f"{len(docs):,} docs: {ours['rss_mb']:.0f} MB",
+                f"{len(big_docs):,} docs: {ours_big['rss_mb']:.0f} MB",
+                f"{ours_big['rss_mb'] / ours['rss_mb']:.2f}x RSS for {len(big_docs) / len(docs):.1f}x docs",
+                "the kept documents of a task are buffered by the Parquet writer until the task ends",
+            ]
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    notes.append("Signatures: same documents, one process; datatrove gets a one-character WordTokenizer "
-                 "(character 5-grams, no spaCy); datasketch hashes each 5-gram with SHA-1 (its default).")
-    notes.append("Recall: share of injected near-duplicate pairs with true character-5-gram Jaccard >= 0.85 "
-                 "where one document was removed; other removed: documents dropped outside the injected pairs at "
-                 "Jaccard >= 0.6 (duplicates already in the source data, or errors).")
+    notes.append(
+        "Signatures: same documents, one process; datatrove gets a one-character WordTokenizer "
+        "(character 5-grams, no spaCy); datasketch hashes each 5-gram with SHA-1 (its default)."
+    )
+    notes.append(
+        "Recall: share of injected near-duplicate pairs with true character-5-gram Jaccard >= 0.85 "
+        "where one document was removed; other removed: documents dropped outside the injected pairs at "
+        "Jaccard >= 0.6 (duplicates already in the source data, or errors)."
+    )
     return {
         "title": "dedup: MinHash signatures and end-to-end near-duplicate removal",
         "columns": ["what", "shikomi", "anchor", "ratio", "notes"],
@@ -316,6 +347,8 @@ def bench(data: Path, quick: bool) -> dict:
 
 
 if __name__ == "__main__":
-    res = bench(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data",
-                quick="--quick" in sys.argv)
+    res = bench(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data",
+        quick="--quick" in sys.argv,
+    )
     print(json.dumps(res, indent=2, ensure_ascii=False))

@@ -30,26 +30,43 @@ def build_bench_warcs(data: Path, out: Path, quick: bool) -> Path:
         shutil.copy(f, out / f.name)
     gt = json.loads((data / "gold" / "extraction" / "scrapinghub" / "ground-truth.json").read_text())
     recs = []
-    for i, pid in enumerate(sorted(gt)):
+    for pid in sorted(gt):
         p = data / "gold" / "extraction" / "scrapinghub" / "html" / f"{pid}.html.gz"
         if p.is_file():
-            recs.append(Rec(url=gt[pid].get("url") or f"https://gold.example/{pid}", body=gzip.decompress(p.read_bytes()),
-                            content_type="text/html", payload_type="text/html"))
+            recs.append(
+                Rec(
+                    url=gt[pid].get("url") or f"https://gold.example/{pid}",
+                    body=gzip.decompress(p.read_bytes()),
+                    content_type="text/html",
+                    payload_type="text/html",
+                )
+            )
     write_warc(out / "scrapinghub.warc.gz", recs)
     pages = sorted((data / "ja" / "debian").rglob("*.html"))[: 6 if quick else 20]
     recs = []
     for i, p in enumerate(pages):
         html = re.sub(r"<meta[^>]*charset[^>]*>", "", p.read_text(encoding="utf-8"), flags=re.I)
-        for enc, label in (("utf-8", "UTF-8"), ("cp932", "Shift_JIS"), ("euc_jp", None), ("iso2022_jp", "ISO-2022-JP"), ("cp932", "ISO-8859-1")):
+        for enc, label in (
+            ("utf-8", "UTF-8"),
+            ("cp932", "Shift_JIS"),
+            ("euc_jp", None),
+            ("iso2022_jp", "ISO-2022-JP"),
+            ("cp932", "ISO-8859-1"),
+        ):
             body = html.encode(enc, errors="xmlcharrefreplace")
-            recs.append(Rec(url=f"https://debian.example.jp/{i}/{enc}/{label}", body=body,
-                            content_type=f"text/html; charset={label}" if label else "text/html",
-                            payload_type="text/html"))
+            recs.append(
+                Rec(
+                    url=f"https://debian.example.jp/{i}/{enc}/{label}",
+                    body=body,
+                    content_type=f"text/html; charset={label}" if label else "text/html",
+                    payload_type="text/html",
+                )
+            )
     write_warc(out / "debian-ja.warc.gz", recs)
     return out
 
 
-RUNNER = r'''
+RUNNER = r"""
 import json, resource, sys, time
 from pathlib import Path
 variant, warcs = sys.argv[1], sys.argv[2]
@@ -86,7 +103,7 @@ wall = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"variant": variant, "wall_s": wall, "docs": docs, "chars": chars, "mb": nbytes / 1e6,
                   "mojibake_per_1000": 1000 * mojibake / max(1, chars), "rss_mb": rss}))
-'''
+"""
 
 
 def _tokens(text: str) -> Counter:
@@ -103,8 +120,8 @@ def f1(pred: str, gold: str) -> float:
 
 
 def extraction_f1(data: Path) -> dict:
-    from shikomi.text.charset import decode_html
     from shikomi.extract.stage import extract_resiliparse, extract_trafilatura
+    from shikomi.text.charset import decode_html
 
     gt = json.loads((data / "gold" / "extraction" / "scrapinghub" / "ground-truth.json").read_text())
     scores = {"resiliparse": [], "trafilatura": [], "datatrove": []}
@@ -131,7 +148,9 @@ def count_records(warcs: Path) -> int:
     n = 0
     for f in sorted(warcs.glob("*")):
         with open(f, "rb") as fh:
-            for _ in ArchiveIterator(fh, record_types=WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion):
+            for _ in ArchiveIterator(
+                fh, record_types=WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion
+            ):
                 n += 1
     return n
 
@@ -142,34 +161,59 @@ def bench(data: Path, quick: bool) -> dict:
     n_records = count_records(warcs)
     results = {}
     for variant in ("datatrove", "shikomi-trafilatura", "shikomi-resiliparse"):
-        r = subprocess.run([sys.executable, "-c", RUNNER, variant, str(warcs)], capture_output=True, text=True,
-                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        r = subprocess.run(
+            [sys.executable, "-c", RUNNER, variant, str(warcs)],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+        )
         if r.returncode != 0:
             raise RuntimeError(f"bench variant {variant} failed: {r.stderr[-2000:]}")
         results[variant] = json.loads(r.stdout.strip().splitlines()[-1])
     f1s = extraction_f1(data)
     base = results["datatrove"]
     rows = []
-    names = {"datatrove": ("datatrove WarcReader → Trafilatura → LanguageFilter", "datatrove"),
-             "shikomi-trafilatura": ("shikomi extract (trafilatura) + langid", "trafilatura"),
-             "shikomi-resiliparse": ("shikomi extract (resiliparse, default) + langid", "resiliparse")}
+    names = {
+        "datatrove": ("datatrove WarcReader → Trafilatura → LanguageFilter", "datatrove"),
+        "shikomi-trafilatura": ("shikomi extract (trafilatura) + langid", "trafilatura"),
+        "shikomi-resiliparse": ("shikomi extract (resiliparse, default) + langid", "resiliparse"),
+    }
     for v, r in results.items():
         label, fkey = names[v]
         dps = n_records / r["wall_s"]
-        rows.append([label, r["docs"], f"{dps:,.1f}", f"{r['mb'] / r['wall_s']:.2f}",
-                     f"{(base['wall_s'] / r['wall_s']):.2f}×", f"{f1s.get(fkey, float('nan')):.3f}",
-                     f"{r['mojibake_per_1000']:.3f}", f"{r['rss_mb']:.0f}"])
+        rows.append(
+            [
+                label,
+                r["docs"],
+                f"{dps:,.1f}",
+                f"{r['mb'] / r['wall_s']:.2f}",
+                f"{(base['wall_s'] / r['wall_s']):.2f}×",
+                f"{f1s.get(fkey, float('nan')):.3f}",
+                f"{r['mojibake_per_1000']:.3f}",
+                f"{r['rss_mb']:.0f}",
+            ]
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     return {
         "title": "extract + langid (one core)",
-        "columns": ["pipeline", "docs kept", "records/s/core", "input MB/s", "speed vs datatrove", "F1 (scrapinghub gold)",
-                    "U+FFFD /1k chars", "peak RSS MB"],
+        "columns": [
+            "pipeline",
+            "docs kept",
+            "records/s/core",
+            "input MB/s",
+            "speed vs datatrove",
+            "F1 (scrapinghub gold)",
+            "U+FFFD /1k chars",
+            "peak RSS MB",
+        ],
         "rows": rows,
-        "notes": [f"Input: real WARCs of shared/data/warc, the 90 scrapinghub gold pages and "
-                  f"{'6' if quick else '20'} Debian Japanese manual pages × 5 encodings, as WARC "
-                  f"({results['datatrove']['mb']:.1f} MB gzip, {n_records} records). records/s counts every response "
-                  f"record of the input (the same for all rows); docs kept: documents that came out in ja or en. F1: bag-of-words token F1 of the extracted text "
-                  f"against the gold articleBody, mean over pages. Command: `make bench ARGS=extract`."],
+        "notes": [
+            f"Input: real WARCs of shared/data/warc, the 90 scrapinghub gold pages and "
+            f"{'6' if quick else '20'} Debian Japanese manual pages × 5 encodings, as WARC "
+            f"({results['datatrove']['mb']:.1f} MB gzip, {n_records} records). records/s counts every response "
+            f"record of the input (the same for all rows); docs kept: documents that came out in ja or en. F1: bag-of-words token F1 of the extracted text "
+            f"against the gold articleBody, mean over pages. Command: `make bench ARGS=extract`."
+        ],
         "raw": results,
         "f1": f1s,
     }

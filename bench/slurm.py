@@ -18,10 +18,18 @@ import yaml
 
 def _run(args, cwd, env=None) -> tuple[float, int, str]:
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", *args], cwd=cwd, capture_output=True, text=True,
-                       env={**os.environ, **(env or {})})
-    return time.time() - t0, r.returncode, (r.stderr or r.stdout).strip().splitlines()[-1:] and \
-        (r.stderr or r.stdout).strip().splitlines()[-1] or ""
+    r = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    return (
+        time.time() - t0,
+        r.returncode,
+        (r.stderr or r.stdout).strip().splitlines()[-1:] and (r.stderr or r.stdout).strip().splitlines()[-1] or "",
+    )
 
 
 def bench(data: Path, quick: bool) -> dict:
@@ -35,9 +43,16 @@ def bench(data: Path, quick: bool) -> dict:
             lines = lines[:1000]
             docs = len(lines)
         inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        base = {"name": "bench", "seed": 1, "executor": {"tasks": 2, "workers": 2,
+        base = {
+            "name": "bench",
+            "seed": 1,
+            "executor": {
+                "tasks": 2,
+                "workers": 2,
                 "slurm": {"cpus_per_task": 1, "mem_per_cpu_gb": 0.5, "time": "00:30:00", "poll_s": 1},
-                "ray": {"num_cpus": 2}}}
+                "ray": {"num_cpus": 2},
+            },
+        }
         rows = []
         anchor = None
         ref = None
@@ -47,13 +62,18 @@ def bench(data: Path, quick: bool) -> dict:
             if kind == "slurm" and (shutil.which("sbatch") is None or not os.environ.get("SLURM_CONF")):
                 rows.append([kind, docs, "-", "-", "no Slurm (run scripts/slurm/start.sh, export SLURM_CONF)"])
                 continue
-            wall, rc, last = _run(["langid", "--config", str(work / f"{kind}.yaml"), "--input", str(inp),
-                                   "--executor", kind], work, {"RAY_AUTH_MODE": "disabled"})
+            wall, rc, last = _run(
+                ["langid", "--config", str(work / f"{kind}.yaml"), "--input", str(inp), "--executor", kind],
+                work,
+                {"RAY_AUTH_MODE": "disabled"},
+            )
             if rc != 0:
                 rows.append([kind, docs, "-", "-", f"failed: {last}"])
                 continue
-            out = {str(p.relative_to(work / kind)): p.read_bytes()
-                   for p in sorted((work / kind / "langid").glob("*/data/*.parquet"))}
+            out = {
+                str(p.relative_to(work / kind)): p.read_bytes()
+                for p in sorted((work / kind / "langid").glob("*/data/*.parquet"))
+            }
             if kind == "local":
                 anchor, ref = wall, out
             same = "anchor" if kind == "local" else ("same output bytes" if out == ref else "OUTPUT DIFFERS")
@@ -62,9 +82,11 @@ def bench(data: Path, quick: bool) -> dict:
             "title": "Executor overhead: langid stage (2 tasks) on jawiki leads",
             "columns": ["executor", "documents", "wall s", "× local", "note"],
             "rows": rows,
-            "notes": ["Wall time of `shikomi langid --executor KIND` including submission, scheduling, "
-                      "Python start-up in each task and the stats job; same input; the note compares the kept "
-                      "documents' Parquet files with the local run's."],
+            "notes": [
+                "Wall time of `shikomi langid --executor KIND` including submission, scheduling, "
+                "Python start-up in each task and the stats job; same input; the note compares the kept "
+                "documents' Parquet files with the local run's."
+            ],
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,23 +31,33 @@ def _write_inputs(data: Path, root: Path, quick: bool) -> dict:
     import pyarrow.parquet as pq
 
     ja = _jsonl(data / "ja/jawiki_annotated_corpus_leads.jsonl") + _jsonl(data / "ja/jsquad_wikipedia_paragraphs.jsonl")
-    en = _jsonl(data / "en/us_inaugural_addresses_1789-2021.jsonl") + _jsonl(data / "en/us_state_of_the_union_1945-2006.jsonl")
+    en = _jsonl(data / "en/us_inaugural_addresses_1789-2021.jsonl") + _jsonl(
+        data / "en/us_state_of_the_union_1945-2006.jsonl"
+    )
     shakespeare = (data / "en/tinyshakespeare_input.txt").read_text(encoding="utf-8")
-    en += [{"text": shakespeare[i:i + 4000]} for i in range(0, len(shakespeare), 4000)]
+    en += [{"text": shakespeare[i : i + 4000]} for i in range(0, len(shakespeare), 4000)]
     code = _jsonl(data / "code/python3.11.7_stdlib_toplevel.jsonl.gz")
     if quick:
         ja, en, code = ja[:2000], en[:120], code[:50]
     d = root / "run" / "clean" / "data"
     d.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([{"id": f"ja/{i}", "text": r["text"], "metadata": {"source": "web"}}
-                                         for i, r in enumerate(ja)]), d / "00000.parquet", compression="zstd")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"id": f"ja/{i}", "text": r["text"], "metadata": {"source": "web"}} for i, r in enumerate(ja)]
+        ),
+        d / "00000.parquet",
+        compression="zstd",
+    )
     (root / "en").mkdir()
     with open(root / "en" / "en.jsonl", "w", encoding="utf-8") as f:
         for i, r in enumerate(en):
             f.write(json.dumps({"id": f"en/{i}", "text": r["text"]}, ensure_ascii=False) + "\n")
     (root / "code").mkdir()
-    pq.write_table(pa.Table.from_pylist([{"id": f"code/{r['path']}", "content": r["text"], "lang": "python"}
-                                         for r in code]), root / "code" / "train-00000.parquet", compression="zstd")
+    pq.write_table(
+        pa.Table.from_pylist([{"id": f"code/{r['path']}", "content": r["text"], "lang": "python"} for r in code]),
+        root / "code" / "train-00000.parquet",
+        compression="zstd",
+    )
     return {"ja": len(ja), "en": len(en), "code": len(code)}
 
 
@@ -56,8 +66,8 @@ def bench(data: Path, quick: bool) -> dict:
     import sentencepiece as spm
 
     from shikomi.config import load_config
-    from shikomi.mix import stage as mix
     from shikomi.executor.run import run_stage
+    from shikomi.mix import stage as mix
     from shikomi.mix.sources import reader_for_source
     from shikomi.tokenize import stage as tok_stage
     from shikomi.tokenize import train_tokenizer
@@ -67,14 +77,23 @@ def bench(data: Path, quick: bool) -> dict:
         n_docs = _write_inputs(data, root, quick)
         run = root / "run"
         vocab = 4000 if quick else 8000
-        cfg = load_config(None, {
-            "run_dir": str(run), "seed": 1, "executor": {"tasks": 1, "workers": 1},
-            "mix": {"sources": [{"name": "ja"},
-                                {"name": "en", "path": str(root / "en"), "format": "jsonl"},
-                                {"name": "code", "path": str(root / "code"), "format": "starcoder"}]},
-            "tokenizer": {"vocab_size": vocab, "character_coverage": 0.9995, "num_threads": 1, "sample_mb": 50},
-            "tokenize": {"val_min_docs": 10},
-        })
+        cfg = load_config(
+            None,
+            {
+                "run_dir": str(run),
+                "seed": 1,
+                "executor": {"tasks": 1, "workers": 1},
+                "mix": {
+                    "sources": [
+                        {"name": "ja"},
+                        {"name": "en", "path": str(root / "en"), "format": "jsonl"},
+                        {"name": "code", "path": str(root / "code"), "format": "starcoder"},
+                    ]
+                },
+                "tokenizer": {"vocab_size": vocab, "character_coverage": 0.9995, "num_threads": 1, "sample_mb": 50},
+                "tokenize": {"val_min_docs": 10},
+            },
+        )
 
         # mix vs a plain read of the same inputs
         t0 = time.perf_counter()
@@ -115,7 +134,7 @@ def bench(data: Path, quick: bool) -> dict:
             t0 = time.perf_counter()
             n_tok = 0
             for i in range(0, len(texts), 256):
-                n_tok += sum(len(x) for x in sp.encode(texts[i:i + 256], num_threads=1))
+                n_tok += sum(len(x) for x in sp.encode(texts[i : i + 256], num_threads=1))
             best_raw = min(best_raw, time.perf_counter() - t0)
 
         best_stage = float("inf")
@@ -130,14 +149,34 @@ def bench(data: Path, quick: bool) -> dict:
         epochs = ", ".join(f"{g} {s['epochs']}" for g, s in plan["sources"].items())
         rows = [
             ["raw sentencepiece encode (in memory)", f"{mb:.1f}", f"{best_raw:.2f}", f"{mb / best_raw:.1f}", "1.00"],
-            ["shikomi tokenize stage (Parquet -> shards + manifest)", f"{mb:.1f}", f"{best_stage:.2f}",
-             f"{mb / best_stage:.1f}", f"{best_raw / best_stage:.2f}"],
-            ["plain read of the mix inputs", f"{in_bytes / 1e6:.1f}", f"{t_read:.2f}", f"{in_bytes / 1e6 / t_read:.1f}",
-             ""],
-            ["shikomi mix stage (count, plan, sample, write)", f"{in_bytes / 1e6:.1f}", f"{t_mix:.2f}",
-             f"{in_bytes / 1e6 / t_mix:.1f}", f"{t_mix / t_read:.1f}x the read"],
-            [f"shikomi train-tokenizer ({meta['vocab_size']} pieces, {meta['sample']['lines']:,} lines)",
-             f"{meta['sample']['bytes'] / 1e6:.1f}", f"{t_train:.2f}", f"{meta['sample']['bytes'] / 1e6 / t_train:.2f}", ""],
+            [
+                "shikomi tokenize stage (Parquet -> shards + manifest)",
+                f"{mb:.1f}",
+                f"{best_stage:.2f}",
+                f"{mb / best_stage:.1f}",
+                f"{best_raw / best_stage:.2f}",
+            ],
+            [
+                "plain read of the mix inputs",
+                f"{in_bytes / 1e6:.1f}",
+                f"{t_read:.2f}",
+                f"{in_bytes / 1e6 / t_read:.1f}",
+                "",
+            ],
+            [
+                "shikomi mix stage (count, plan, sample, write)",
+                f"{in_bytes / 1e6:.1f}",
+                f"{t_mix:.2f}",
+                f"{in_bytes / 1e6 / t_mix:.1f}",
+                f"{t_mix / t_read:.1f}x the read",
+            ],
+            [
+                f"shikomi train-tokenizer ({meta['vocab_size']} pieces, {meta['sample']['lines']:,} lines)",
+                f"{meta['sample']['bytes'] / 1e6:.1f}",
+                f"{t_train:.2f}",
+                f"{meta['sample']['bytes'] / 1e6 / t_train:.2f}",
+                "",
+            ],
         ]
         return {
             "title": "mix / train-tokenizer / tokenize (one task, one core)",
@@ -150,8 +189,16 @@ def bench(data: Path, quick: bool) -> dict:
                 f"Tokenize ratio = raw time / stage time (stage includes reading Parquet, the merge, "
                 f"shuffle, sha256 and the executor); best of 2 runs each.",
             ],
-            "raw": {"mb": mb, "raw_s": best_raw, "stage_s": best_stage, "mix_s": t_mix, "read_s": t_read,
-                    "train_s": t_train, "tokens": tokens, "stage_stats": {k: st.get(k) for k in ("tokens_out", "wall_s")}},
+            "raw": {
+                "mb": mb,
+                "raw_s": best_raw,
+                "stage_s": best_stage,
+                "mix_s": t_mix,
+                "read_s": t_read,
+                "train_s": t_train,
+                "tokens": tokens,
+                "stage_stats": {k: st.get(k) for k in ("tokens_out", "wall_s")},
+            },
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)

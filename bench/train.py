@@ -38,13 +38,25 @@ def build_token_folder(data: Path, out: Path, vocab_size: int = 4000) -> Path:
     sample = out / "spm_train.txt"
     out.mkdir(parents=True, exist_ok=True)
     with open(sample, "w", encoding="utf-8") as f:
-        for src, docs in texts.items():
+        for docs in texts.values():
             for t in docs[:1500]:
                 f.write(t[:4000].replace("\n", " ") + "\n")
-    spm.SentencePieceTrainer.train(input=str(sample), model_prefix=str(out / "tokenizer"), vocab_size=vocab_size,
-                                   model_type="unigram", byte_fallback=True, character_coverage=0.9995,
-                                   unk_id=0, bos_id=1, eos_id=2, pad_id=3, num_threads=1, minloglevel=2,
-                                   input_sentence_size=20000, shuffle_input_sentence=False)
+    spm.SentencePieceTrainer.train(
+        input=str(sample),
+        model_prefix=str(out / "tokenizer"),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        byte_fallback=True,
+        character_coverage=0.9995,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        num_threads=1,
+        minloglevel=2,
+        input_sentence_size=20000,
+        shuffle_input_sentence=False,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     docs = {}
     for src, items in texts.items():
@@ -57,10 +69,27 @@ def build_token_folder(data: Path, out: Path, vocab_size: int = 4000) -> Path:
 def _cfg(token_dir: Path, run_dir: Path, steps: int):
     from shikomi.config import load_config
 
-    return load_config(None, {"run_dir": str(run_dir), "train": {
-        "input": str(token_dir), "device": "cpu", "model": {"preset": "tiny", **SHAPE}, "seq_len": SEQ,
-        "global_batch_size": BATCH, "micro_batch_size": BATCH, "max_steps": steps, "eval_interval": 0,
-        "eval_sequences": 8, "checkpoint_interval": 0, "progress": False, "lr": 1e-3, "warmup_steps": 2}})
+    return load_config(
+        None,
+        {
+            "run_dir": str(run_dir),
+            "train": {
+                "input": str(token_dir),
+                "device": "cpu",
+                "model": {"preset": "tiny", **SHAPE},
+                "seq_len": SEQ,
+                "global_batch_size": BATCH,
+                "micro_batch_size": BATCH,
+                "max_steps": steps,
+                "eval_interval": 0,
+                "eval_sequences": 8,
+                "checkpoint_interval": 0,
+                "progress": False,
+                "lr": 1e-3,
+                "warmup_steps": 2,
+            },
+        },
+    )
 
 
 class PlainLoop:
@@ -122,7 +151,7 @@ def interleaved(cfg, steps: int, warm: int) -> tuple[dict, list[float]]:
         t = {"ours": [], "plain": [], "ours_cpu": [], "plain_cpu": []}
         losses = []
         for i in range(warm + steps):
-            for name in (("ours", "plain") if i % 2 else ("plain", "ours")):
+            for name in ("ours", "plain") if i % 2 else ("plain", "ours"):
                 t0, c0 = time.perf_counter(), time.process_time()
                 if name == "ours":
                     losses.append(ours.step(i))
@@ -151,8 +180,14 @@ def flops_table() -> list[list]:
         tc = load_config(None, {"train": {"model": {"preset": name}, "seq_len": 2048}}).train
         a = model_args(tc.model, tc, 32000)
         p = count_params(a)
-        rows.append([name, f"{a.dim}/{a.n_layers}/{a.n_heads}/{a.ffn_dim}", f"{p['total'] / 1e6:,.1f}M",
-                     f"{flops_per_token(a, 2048):.3e}"])
+        rows.append(
+            [
+                name,
+                f"{a.dim}/{a.n_layers}/{a.n_heads}/{a.ffn_dim}",
+                f"{p['total'] / 1e6:,.1f}M",
+                f"{flops_per_token(a, 2048):.3e}",
+            ]
+        )
     return rows
 
 
@@ -176,18 +211,29 @@ def bench(data: Path, quick: bool) -> dict:
     fpt = flops_per_token(a, SEQ)
 
     def row(name, k):
-        return [name, f"{best[k] * 1000:.0f}", f"{med[k] * 1000:.0f}", f"{med[k + '_cpu'] * 1000:.0f}",
-                f"{tokens / best[k]:,.0f}", f"{fpt * tokens / best[k] / 1e9:.1f}",
-                f"{best[k] / best['plain']:.2f} / {med[k] / med['plain']:.2f} / "
-                f"{med[k + '_cpu'] / med['plain_cpu']:.2f}"]
+        return [
+            name,
+            f"{best[k] * 1000:.0f}",
+            f"{med[k] * 1000:.0f}",
+            f"{med[k + '_cpu'] * 1000:.0f}",
+            f"{tokens / best[k]:,.0f}",
+            f"{fpt * tokens / best[k] / 1e9:.1f}",
+            f"{best[k] / best['plain']:.2f} / {med[k] / med['plain']:.2f} / {med[k + '_cpu'] / med['plain_cpu']:.2f}",
+        ]
 
-    table = [row("plain PyTorch loop (1 process)", "plain"),
-             row("shikomi trainer step (FSDP2/gloo, 1 rank)", "ours")]
+    table = [row("plain PyTorch loop (1 process)", "plain"), row("shikomi trainer step (FSDP2/gloo, 1 rank)", "ours")]
     o, p = best["ours"], best["plain"]
     return {
         "title": "train: CPU step time, bundled trainer vs plain PyTorch loop",
-        "columns": ["loop", "best step (ms)", "median step (ms)", "median CPU time (ms)", "tokens/s (best)",
-                    "model GFLOP/s (best)", "ratio vs plain: best / median / CPU"],
+        "columns": [
+            "loop",
+            "best step (ms)",
+            "median step (ms)",
+            "median CPU time (ms)",
+            "tokens/s (best)",
+            "model GFLOP/s (best)",
+            "ratio vs plain: best / median / CPU",
+        ],
         "rows": table,
         "ratio": o / p,
         "ratio_median": med["ours"] / med["plain"],
@@ -202,7 +248,7 @@ def bench(data: Path, quick: bool) -> dict:
             f"{ratios[len(ratios) // 4]:.2f} / {ratios[len(ratios) // 2]:.2f} / {ratios[3 * len(ratios) // 4]:.2f}. "
             f"Trainer loss {losses[0]:.3f} -> {losses[-1]:.3f}.",
             "Training FLOPs per token at seq_len 2048, vocab 32,000 (6·N_matmul + 12·L·T·d):",
-            "| preset | d/L/heads/ffn | parameters | FLOPs/token |\n|---|---|---|---|\n" +
-            "\n".join("| " + " | ".join(r) + " |" for r in flops_table()),
+            "| preset | d/L/heads/ffn | parameters | FLOPs/token |\n|---|---|---|---|\n"
+            + "\n".join("| " + " | ".join(r) + " |" for r in flops_table()),
         ],
     }

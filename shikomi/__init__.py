@@ -1,3 +1,22 @@
-"""shikomi: a Japanese-first LLM pretraining corpus builder and trainer."""
+"""shikomi: a Japanese-first LLM pretraining corpus builder and trainer.
+
+The package is layered and imports only go down (tests/test_layers.py checks it):
+
+    cli → tools → pipeline → executor → stage packages → core, text → config → errors
+
+    cli        argument parsing and dispatch (shikomi/cli.py)
+    tools      commands over a run folder: inspect, report, find, batch, experiment
+    pipeline   the chain: the stage registry (one table of stages), running the
+               stages in order, planning and submitting them to Slurm
+    executor   running one stage's jobs: local, Ray, Slurm (sbatch, status, progress,
+               the one adapter over datatrove's logging)
+    stage packages, which never import each other:
+               extract, langid, dedup, filters (the clean stage), mix, tokenize, train
+    core       the stage framework: jobs, rules, document readers, the routing
+               writer, stats, token shards, the schemas of what stages write
+    text       language primitives: charsets, the fastText wrapper, scripts
+    config     the pydantic config sections and command-line overrides
+    errors     user errors, printed as one line
+"""
 
 __version__ = "0.1.0"

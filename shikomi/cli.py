@@ -48,10 +48,19 @@ def _common(p: argparse.ArgumentParser, needs_config: bool = False) -> None:
     p.add_argument("--workers", type=int, help="tasks run at once (local)")
     p.add_argument("--force", action="store_true", help="delete this stage's previous output first")
     p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's task logs")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set dedup.threshold=0.7 (repeatable)")
-    p.add_argument("--scale", choices=["full", "tiny"], default="full",
-                   help="tiny: use the config's CPU-sized variant (NAME.tiny.yaml beside NAME.yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set dedup.threshold=0.7 (repeatable)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=["full", "tiny"],
+        default="full",
+        help="tiny: use the config's CPU-sized variant (NAME.tiny.yaml beside NAME.yaml)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c")
     p.add_argument("--labels", required=True, help="JSONL with text and label (good/bad)")
     p.add_argument("--group", type=int, default=1, help="join this many same-label lines into one document")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for a quality classifier trained on these labels")
+    p.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds for a quality classifier trained on these labels"
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export-hf", help="export a checkpoint as a transformers Llama model")
     p.add_argument("--config", "-c")
@@ -118,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", required=True)
     p.add_argument("--output", "-o")
     p.add_argument("--scale", choices=["full", "tiny"], default="full", help="tiny: NAME.tiny.yaml beside NAME.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
+    )
     return ap
 
 

@@ -7,12 +7,11 @@ values are reported as one line naming the key, the value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError
 
-from shikomi.errors import UserError
 from shikomi.config.base import Section
 from shikomi.config.clean import CleanConfig
 from shikomi.config.dedup import DedupConfig
@@ -25,6 +24,7 @@ from shikomi.config.report import ReportConfig
 from shikomi.config.tokenize import TokenizeConfig
 from shikomi.config.tokenizer import TokenizerConfig
 from shikomi.config.train import TrainConfig
+from shikomi.errors import UserError
 
 
 class Config(Section):
@@ -45,7 +45,7 @@ class Config(Section):
 
     # Where the YAML came from (relative paths in it are relative to the cwd, as
     # users type them on the command line).
-    source_path: Optional[str] = Field(None, exclude=True)
+    source_path: str | None = Field(None, exclude=True)
 
     @property
     def run_path(self) -> Path:

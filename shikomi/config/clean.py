@@ -1,5 +1,3 @@
-from typing import Optional, Union
-
 from pydantic import Field
 
 from shikomi.config.base import Section
@@ -16,9 +14,9 @@ class CleanConfig(Section):
     """
 
     profile: str = Field("default", description="built-in profile name or path to a profile YAML")
-    rules: dict[str, Union[bool, dict]] = Field(default_factory=dict, description="per-rule overrides")
-    quality_labels: Optional[str] = Field(None, description="labelled JSONL (text, label good/bad) for quality_classifier")
-    quality_model: Optional[str] = Field(None, description="trained fastText model for quality_classifier")
+    rules: dict[str, bool | dict] = Field(default_factory=dict, description="per-rule overrides")
+    quality_labels: str | None = Field(None, description="labelled JSONL (text, label good/bad) for quality_classifier")
+    quality_model: str | None = Field(None, description="trained fastText model for quality_classifier")
     write_rejected: bool = Field(True, description="write dropped documents to rejected/")
-    input: Optional[str] = None
-    tasks: Optional[int] = Field(None, ge=1)
+    input: str | None = None
+    tasks: int | None = Field(None, ge=1)

@@ -1,7 +1,5 @@
 """The `dedup:` section: exact, MinHash near-duplicate and repeated-line removal."""
 
-from typing import Optional
-
 from pydantic import Field, model_validator
 
 from shikomi.config.base import Section
@@ -19,22 +17,24 @@ class DedupLinesConfig(Section):
 
 
 class DedupConfig(Section):
-    input: Optional[str] = None
-    tasks: Optional[int] = Field(None, ge=1)
+    input: str | None = None
+    tasks: int | None = Field(None, ge=1)
 
     exact: bool = Field(True, description="drop documents whose normalised text (NFKC, whitespace folded) is identical")
     near: bool = Field(True, description="MinHash LSH near-duplicate removal")
     ngram: int = Field(5, ge=1, description="character n-gram size of the shingles")
     threshold: float = Field(0.8, gt=0, lt=1, description="near-duplicates: n-gram Jaccard similarity at or above this")
     num_perm: int = Field(128, ge=2, le=1024, description="MinHash permutations (bands x rows <= num_perm)")
-    bands: Optional[int] = Field(None, ge=1, description="LSH bands; default from datasketch's optimal parameters")
-    rows: Optional[int] = Field(None, ge=1, description="LSH rows per band; default from datasketch's optimal parameters")
+    bands: int | None = Field(None, ge=1, description="LSH bands; default from datasketch's optimal parameters")
+    rows: int | None = Field(None, ge=1, description="LSH rows per band; default from datasketch's optimal parameters")
     fp_weight: float = Field(0.1, ge=0, le=1, description="weight of false positives in the band/row optimisation")
     fn_weight: float = Field(0.9, ge=0, le=1, description="weight of false negatives in the band/row optimisation")
-    seed: Optional[int] = Field(None, description="MinHash permutation seed; default: the run seed")
+    seed: int | None = Field(None, description="MinHash permutation seed; default: the run seed")
     lowercase: bool = Field(True, description="lowercase before shingling")
     fold_digits: bool = Field(True, description="map every digit to 0 before shingling (dates, prices, counters)")
-    verify: bool = Field(True, description="compute the real n-gram Jaccard of LSH candidate pairs; drop pairs below threshold")
+    verify: bool = Field(
+        True, description="compute the real n-gram Jaccard of LSH candidate pairs; drop pairs below threshold"
+    )
     bucket_parts: int = Field(1, ge=1, description="tasks per band in bucket matching (hash-range partitions)")
     date_keys: list[str] = Field(
         default_factory=lambda: ["warc_date", "date", "timestamp"],
@@ -51,5 +51,7 @@ class DedupConfig(Section):
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both dedup.bands and dedup.rows, or neither")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(f"dedup.bands x dedup.rows = {self.bands * self.rows} exceeds dedup.num_perm = {self.num_perm}")
+            raise ValueError(
+                f"dedup.bands x dedup.rows = {self.bands * self.rows} exceeds dedup.num_perm = {self.num_perm}"
+            )
         return self

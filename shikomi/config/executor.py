@@ -1,7 +1,7 @@
 """Where stages run: locally (default), on Slurm (job arrays chained with
 dependencies) or on Ray. See docs/sections/cluster.md."""
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -12,12 +12,14 @@ class SlurmJobConfig(Section):
     """Per-stage (or per-job, key "stage/job") override of the Slurm defaults.
     Unset keys inherit from `executor.slurm`."""
 
-    partition: Optional[str] = None
-    cpus_per_task: Optional[int] = Field(None, ge=1)
-    mem_per_cpu_gb: Optional[float] = Field(None, gt=0)
-    time: Optional[str] = None
-    qos: Optional[str] = None
-    workers: Optional[int] = Field(None, description="array tasks running at once (sbatch --array=0-N%workers); -1 = no limit")
+    partition: str | None = None
+    cpus_per_task: int | None = Field(None, ge=1)
+    mem_per_cpu_gb: float | None = Field(None, gt=0)
+    time: str | None = None
+    qos: str | None = None
+    workers: int | None = Field(
+        None, description="array tasks running at once (sbatch --array=0-N%workers); -1 = no limit"
+    )
     sbatch_args: dict[str, str] = Field(default_factory=dict)
 
 
@@ -26,14 +28,16 @@ class SlurmTrainConfig(Section):
 
     nodes: int = Field(1, ge=1)
     gpus_per_node: int = Field(0, ge=0, description="0 = CPU training with gloo (tests, smoke runs)")
-    nproc_per_node: Optional[int] = Field(None, ge=1, description="processes per node; default gpus_per_node (1 on CPU)")
+    nproc_per_node: int | None = Field(None, ge=1, description="processes per node; default gpus_per_node (1 on CPU)")
     cpus_per_task: int = Field(8, ge=1, description="CPUs per node for the torchrun agent and its workers")
-    mem_gb: Optional[int] = Field(None, ge=1, description="memory per node (sbatch --mem); default: the partition's")
-    partition: Optional[str] = None
-    time: Optional[str] = None
-    qos: Optional[str] = None
+    mem_gb: int | None = Field(None, ge=1, description="memory per node (sbatch --mem); default: the partition's")
+    partition: str | None = None
+    time: str | None = None
+    qos: str | None = None
     rdzv_port: int = Field(29500, ge=1024, le=65535)
-    signal_before_s: int = Field(300, ge=10, description="seconds before the time limit Slurm signals the job to checkpoint and requeue")
+    signal_before_s: int = Field(
+        300, ge=10, description="seconds before the time limit Slurm signals the job to checkpoint and requeue"
+    )
     module: str = Field("shikomi.train.trainer", description="python module torchrun runs (-m)")
     args: list[str] = Field(default_factory=list, description="extra arguments for the training module")
     sbatch_args: dict[str, str] = Field(default_factory=dict)
@@ -42,17 +46,18 @@ class SlurmTrainConfig(Section):
 class SlurmConfig(Section):
     """Defaults for every stage submitted to Slurm; `stages:` overrides per stage."""
 
-    partition: Optional[str] = Field(None, description="default: the cluster's default partition")
+    partition: str | None = Field(None, description="default: the cluster's default partition")
     cpus_per_task: int = Field(1, ge=1)
     mem_per_cpu_gb: float = Field(2, gt=0)
     time: str = "24:00:00"
-    qos: Optional[str] = None
+    qos: str | None = None
     workers: int = Field(-1, description="array tasks running at once per job; -1 = no limit")
     sbatch_args: dict[str, str] = Field(default_factory=dict, description="extra #SBATCH options, e.g. {account: abc}")
-    env_command: Optional[str] = Field(
-        None, description="shell line that sets up Python on the compute nodes; default: activate the venv shikomi runs from"
+    env_command: str | None = Field(
+        None,
+        description="shell line that sets up Python on the compute nodes; default: activate the venv shikomi runs from",
     )
-    job_name_prefix: Optional[str] = Field(None, description="default: the config's name")
+    job_name_prefix: str | None = Field(None, description="default: the config's name")
     max_array_size: int = Field(1001, description="the cluster's MaxArraySize; larger jobs are split")
     max_array_launch_parallel: bool = False
     requeue: bool = True
@@ -63,12 +68,14 @@ class SlurmConfig(Section):
 
 
 class RayConfig(Section):
-    address: Optional[str] = Field(None, description="existing cluster (e.g. 'auto' or 'ray://host:10001'); None: start a local Ray")
-    num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of a local Ray (default: all)")
+    address: str | None = Field(
+        None, description="existing cluster (e.g. 'auto' or 'ray://host:10001'); None: start a local Ray"
+    )
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (default: all)")
     cpus_per_task: int = Field(1, ge=1)
     mem_per_cpu_gb: float = Field(1, gt=0)
     workers: int = Field(-1, description="tasks running at once per job; -1 = as many as tasks")
-    time_limit_s: Optional[int] = Field(None, ge=1, description="kill a task running longer than this")
+    time_limit_s: int | None = Field(None, ge=1, description="kill a task running longer than this")
 
 
 class ExecutorConfig(Section):

@@ -5,8 +5,6 @@ Japanese-only, English-only and mixed token shards of equal token count, judged 
 Japanese and English validation loss against parameters and tokens.
 """
 
-from typing import Optional
-
 from pydantic import Field, field_validator, model_validator
 
 from shikomi.config.base import Section
@@ -19,7 +17,7 @@ class ExperimentModel(Section):
     dim: int = Field(..., ge=8)
     n_layers: int = Field(..., ge=1)
     n_heads: int = Field(..., ge=1)
-    ffn_dim: Optional[int] = Field(None, ge=8, description="default 3·dim")
+    ffn_dim: int | None = Field(None, ge=8, description="default 3·dim")
 
     @model_validator(mode="after")
     def _heads(self):
@@ -39,22 +37,36 @@ def _default_models() -> list[ExperimentModel]:
 
 
 class MixScalingConfig(Section):
-    models: list[ExperimentModel] = Field(default_factory=_default_models, description="the model family, smallest first")
+    models: list[ExperimentModel] = Field(
+        default_factory=_default_models, description="the model family, smallest first"
+    )
     # condition name -> the languages of its training shards, in equal token shares
     # (the tokenize stage balances the languages to 1:1 in tokens)
     conditions: dict[str, list[str]] = Field(
-        default_factory=lambda: {"ja-only": ["ja"], "en-only": ["en"], "mixed": ["ja", "en"]})
-    languages: list[str] = Field(default_factory=lambda: ["ja", "en"], description="mix source names; each has a validation set")
-    train_tokens: int = Field(32_768, ge=1, description="tokens every model trains on (steps = train_tokens / (batch x seq_len))")
-    pool_tokens: Optional[int] = Field(
-        None, ge=1, description="tokens per language drawn by the mix; default: as many as the scarcest language has")
+        default_factory=lambda: {"ja-only": ["ja"], "en-only": ["en"], "mixed": ["ja", "en"]}
+    )
+    languages: list[str] = Field(
+        default_factory=lambda: ["ja", "en"], description="mix source names; each has a validation set"
+    )
+    train_tokens: int = Field(
+        32_768, ge=1, description="tokens every model trains on (steps = train_tokens / (batch x seq_len))"
+    )
+    pool_tokens: int | None = Field(
+        None, ge=1, description="tokens per language drawn by the mix; default: as many as the scarcest language has"
+    )
     evals: int = Field(4, ge=1, description="validation runs per model, evenly spaced (loss against tokens)")
-    seq_len: Optional[int] = Field(None, ge=8, description="default train.seq_len")
-    global_batch_size: Optional[int] = Field(None, ge=1, description="default train.global_batch_size")
-    lr: Optional[float] = Field(None, gt=0, description="default train.lr")
-    threads: int = Field(1, ge=0, description="CPU threads of the training process (torch.set_num_threads); 0 = torch's default. "
-                         "Small models train fastest on one")
-    run_upstream: bool = Field(True, description="run the missing stages (extract..clean) the language sources read from")
+    seq_len: int | None = Field(None, ge=8, description="default train.seq_len")
+    global_batch_size: int | None = Field(None, ge=1, description="default train.global_batch_size")
+    lr: float | None = Field(None, gt=0, description="default train.lr")
+    threads: int = Field(
+        1,
+        ge=0,
+        description="CPU threads of the training process (torch.set_num_threads); 0 = torch's default. "
+        "Small models train fastest on one",
+    )
+    run_upstream: bool = Field(
+        True, description="run the missing stages (extract..clean) the language sources read from"
+    )
 
     @field_validator("conditions")
     @classmethod

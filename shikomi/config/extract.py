@@ -1,4 +1,4 @@
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -16,12 +16,20 @@ class JapaneseGateConfig(Section):
 
 
 class ExtractConfig(Section):
-    input: list[str] = Field(default_factory=list, description="WARC/WET files, folders or globs (local or fsspec URLs)")
+    input: list[str] = Field(
+        default_factory=list, description="WARC/WET files, folders or globs (local or fsspec URLs)"
+    )
     extractor: Literal["resiliparse", "trafilatura"] = "resiliparse"
-    source: Optional[str] = Field(None, description="value of metadata.source; default: the CC dump name from warcinfo or the file name")
-    max_body_bytes: int = Field(5_000_000, ge=1024, description="responses larger than this are skipped (reason body_too_large)")
+    source: str | None = Field(
+        None, description="value of metadata.source; default: the CC dump name from warcinfo or the file name"
+    )
+    max_body_bytes: int = Field(
+        5_000_000, ge=1024, description="responses larger than this are skipped (reason body_too_large)"
+    )
     extractor_timeout_s: float = Field(10.0, gt=0)
     min_text_chars: int = Field(1, ge=0, description="documents with less text are counted as empty_text")
     japanese_gate: JapaneseGateConfig = Field(default_factory=JapaneseGateConfig)
-    generate_sample: bool = Field(False, description="demo only: generate the embedded sample into the input folder when it is missing")
-    tasks: Optional[int] = Field(None, ge=1)
+    generate_sample: bool = Field(
+        False, description="demo only: generate the embedded sample into the input folder when it is missing"
+    )
+    tasks: int | None = Field(None, ge=1)

@@ -1,6 +1,6 @@
 """The `mix:` section: which sources feed the corpus and at what token ratio."""
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,13 +14,17 @@ class MixSource(Section):
     Gutenberg both feed `en`): they are sampled at the same rate (same epochs)."""
 
     name: str = Field(..., description="the mix source this input feeds (ja, en, code, ...): metadata.source")
-    path: Optional[str] = Field(None, description="file, folder, glob or fsspec URL; `{run_dir}` stands for the run folder; "
-                                "for `ja` default <run_dir>/clean (or mix.input)")
+    path: str | None = Field(
+        None,
+        description="file, folder, glob or fsspec URL; `{run_dir}` stands for the run folder; "
+        "for `ja` default <run_dir>/clean (or mix.input)",
+    )
     format: Literal["auto", "jsonl", "parquet", "slimpajama", "gutenberg", "starcoder"] = Field(
-        "auto", description="auto: a stage folder / Parquet / JSONL with `text`")
-    label: Optional[str] = Field(None, description="metadata.origin of its documents; default <format>:<last path part>")
-    glob: Optional[str] = Field(None, description="files to read under `path` (default by format)")
-    text_key: Optional[str] = Field(None, description="default: text (content for starcoder)")
+        "auto", description="auto: a stage folder / Parquet / JSONL with `text`"
+    )
+    label: str | None = Field(None, description="metadata.origin of its documents; default <format>:<last path part>")
+    glob: str | None = Field(None, description="files to read under `path` (default by format)")
+    text_key: str | None = Field(None, description="default: text (content for starcoder)")
     id_key: str = "id"
     # SlimPajama: `meta.redpajama_set_name` values to leave out (Sarashina2 drops Books and GitHub)
     exclude_sets: list[str] = Field(default_factory=lambda: ["RedPajamaBook", "RedPajamaGithub"])
@@ -38,22 +42,24 @@ class MixSource(Section):
 
 
 class MixConfig(Section):
-    input: Optional[str] = Field(None, description="path of the `ja` source when its own path is not set")
+    input: str | None = Field(None, description="path of the `ja` source when its own path is not set")
     sources: list[MixSource] = Field(default_factory=lambda: [MixSource(name="ja")])
     # token ratio between source names (normalised); Sarashina2: ja:en:code = 5:4:1
     ratios: dict[str, float] = Field(default_factory=lambda: {"ja": 5.0, "en": 4.0, "code": 1.0})
-    total_tokens: Optional[int] = Field(
-        None, ge=1, description="tokens in the mix; default: the most that repeats no source")
+    total_tokens: int | None = Field(
+        None, ge=1, description="tokens in the mix; default: the most that repeats no source"
+    )
     count_with: Literal["auto", "estimate", "tokenizer"] = Field(
-        "auto", description="auto: the tokenizer when one exists (mix.tokenizer or <run_dir>/tokenizer), else estimate")
-    tokenizer: Optional[str] = Field(None, description="SentencePiece model used to count tokens")
+        "auto", description="auto: the tokenizer when one exists (mix.tokenizer or <run_dir>/tokenizer), else estimate"
+    )
+    tokenizer: str | None = Field(None, description="SentencePiece model used to count tokens")
     # characters per token of the estimate, per source name (measured with a 102,400-piece
     # unigram tokenizer trained at 5:4:1; see docs); other names use default_chars_per_token
     chars_per_token: dict[str, float] = Field(default_factory=lambda: {"ja": 1.45, "en": 4.2, "code": 3.3})
     default_chars_per_token: float = Field(3.0, gt=0)
     warn_epochs: float = Field(4.0, gt=0, description="warn when a source is repeated more (Muennighoff et al. 2023)")
     write_unsampled: bool = Field(False, description="also write documents left out by downsampling to rejected/")
-    tasks: Optional[int] = Field(None, ge=1)
+    tasks: int | None = Field(None, ge=1)
 
     @field_validator("ratios")
     @classmethod

@@ -1,5 +1,3 @@
-from typing import Optional
-
 from pydantic import Field
 
 from shikomi.config.base import Section
@@ -14,18 +12,20 @@ class FindConfig(Section):
         0.5, ge=0, le=1, description="minimum share of the query's n-grams found in a document (containment)"
     )
     top_k: int = Field(10, ge=1, description="most similar documents listed with --ngram")
-    max_steps: Optional[int] = Field(
+    max_steps: int | None = Field(
         None, ge=0, description="training steps searched for a document; default: the last step in train/metrics.jsonl"
     )
 
 
 class ReportConfig(Section):
-    input: Optional[str] = Field(None, description="run folder to report on (default: run_dir)")
+    input: str | None = Field(None, description="run folder to report on (default: run_dir)")
     samples_per_rule: int = Field(3, ge=0, description="dropped documents shown per rule")
     sample_chars: int = Field(300, ge=20, description="characters shown per sampled document")
     max_rules: int = Field(40, ge=1, description="rules listed per stage in the per-rule charts and samples")
     chars_per_token_docs: int = Field(
-        2000, ge=1, description="documents per source encoded to measure characters per token when the run has no token folder"
+        2000,
+        ge=1,
+        description="documents per source encoded to measure characters per token when the run has no token folder",
     )
     dpi: int = Field(100, ge=50, le=300)
     find: FindConfig = Field(default_factory=FindConfig)

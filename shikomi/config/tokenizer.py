@@ -1,6 +1,6 @@
 """The `tokenizer:` section (the train-tokenizer stage): SentencePiece training."""
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -8,7 +8,7 @@ from shikomi.config.base import Section
 
 
 class TokenizerConfig(Section):
-    input: Optional[str] = Field(None, description="documents to sample; default <run_dir>/mix")
+    input: str | None = Field(None, description="documents to sample; default <run_dir>/mix")
     # Sarashina2: 102,400-piece unigram with byte fallback. The demo sample supports a few
     # thousand pieces at most: its config sets a small vocabulary.
     vocab_size: int = Field(102_400, ge=300)
@@ -27,4 +27,4 @@ class TokenizerConfig(Section):
     input_sentence_size: int = Field(5_000_000, ge=1000, description="most lines SentencePiece loads (memory)")
     num_threads: int = Field(8, ge=1, description="training threads (the model depends on it: keep it fixed)")
     hard_vocab_limit: bool = Field(True, description="false: vocab_size is an upper bound")
-    tasks: Optional[int] = Field(None, ge=1, description="unused: training is one task")
+    tasks: int | None = Field(None, ge=1, description="unused: training is one task")

@@ -5,7 +5,7 @@ LINE's japanese-large-lm, Japanese StableLM and "Spike No More".
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -16,19 +16,21 @@ class ModelConfig(Section):
     """A Llama-style decoder. `preset` fills the shape; keys set here override it."""
 
     preset: Literal["tiny", "125M", "1.3B", "3.6B", "13B"] = "tiny"
-    dim: Optional[int] = Field(None, ge=8, description="hidden size d")
-    n_layers: Optional[int] = Field(None, ge=1)
-    n_heads: Optional[int] = Field(None, ge=1)
-    n_kv_heads: Optional[int] = Field(None, ge=1, description="grouped-query attention; default n_heads")
-    ffn_dim: Optional[int] = Field(None, ge=8, description="SwiGLU hidden size; default 8/3·d rounded up to 256 (8 for tiny)")
+    dim: int | None = Field(None, ge=8, description="hidden size d")
+    n_layers: int | None = Field(None, ge=1)
+    n_heads: int | None = Field(None, ge=1)
+    n_kv_heads: int | None = Field(None, ge=1, description="grouped-query attention; default n_heads")
+    ffn_dim: int | None = Field(
+        None, ge=8, description="SwiGLU hidden size; default 8/3·d rounded up to 256 (8 for tiny)"
+    )
     norm_eps: float = Field(1e-5, gt=0)
     rope_theta: float = Field(10000.0, gt=0)
 
 
 class TrainConfig(Section):
     # --- input and output ---
-    input: Optional[str] = None  # token folder; default <run_dir>/tokenize
-    tasks: Optional[int] = Field(None, ge=1)  # unused (the CLI's --tasks); kept for the common CLI
+    input: str | None = None  # token folder; default <run_dir>/tokenize
+    tasks: int | None = Field(None, ge=1)  # unused (the CLI's --tasks); kept for the common CLI
     seed: int = Field(1234, description="model init and sample order; the order is a pure function of (seed, step)")
     model: ModelConfig = Field(default_factory=ModelConfig)
 
@@ -43,7 +45,7 @@ class TrainConfig(Section):
     # --- optimizer and schedule (Sarashina2 / LINE) ---
     lr: float = Field(2.5e-4, gt=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decays to this fraction of lr")
-    warmup_steps: Optional[int] = Field(None, ge=0, description="linear warmup; default 1% of max_steps")
+    warmup_steps: int | None = Field(None, ge=0, description="linear warmup; default 1% of max_steps")
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     eps: float = Field(1e-8, gt=0)
@@ -51,7 +53,7 @@ class TrainConfig(Section):
     grad_clip: float = Field(1.0, ge=0, description="0 = off")
 
     # --- stability recipe ---
-    init_std: Optional[float] = Field(None, gt=0, description="default sqrt(2/(5d)) (small init)")
+    init_std: float | None = Field(None, gt=0, description="default sqrt(2/(5d)) (small init)")
     scaled_init: bool = Field(True, description="output projections std/sqrt(2·n_layers) (Megatron/LINE)")
     scaled_embed: bool = Field(True, description="embedding output × sqrt(d) (Spike No More)")
     z_loss: float = Field(1e-4, ge=0, description="auxiliary z-loss weight; 0 = off")
@@ -65,9 +67,9 @@ class TrainConfig(Section):
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 on GPU, fp32 on CPU")
     compile: bool = False
     activation_checkpointing: bool = False
-    nproc_per_node: Optional[int] = Field(None, ge=1, description="default: GPUs on the node, or 1 on CPU")
+    nproc_per_node: int | None = Field(None, ge=1, description="default: GPUs on the node, or 1 on CPU")
     nnodes: int = Field(1, ge=1)
-    rdzv_endpoint: Optional[str] = Field(None, description="host:port of the rendezvous for nnodes > 1")
+    rdzv_endpoint: str | None = Field(None, description="host:port of the rendezvous for nnodes > 1")
     rdzv_id: str = "shikomi"
 
     # --- evaluation, logging, checkpoints ---
@@ -76,12 +78,14 @@ class TrainConfig(Section):
     log_interval: int = Field(1, ge=1)
     checkpoint_interval: int = Field(500, ge=0, description="0 = only at the end and on SIGTERM")
     keep_checkpoints: int = Field(3, ge=1)
-    peak_tflops: Optional[float] = Field(None, gt=0, description="device peak for MFU; default from the GPU name")
+    peak_tflops: float | None = Field(None, gt=0, description="device peak for MFU; default from the GPU name")
     tensorboard: bool = False
     progress: bool = True
 
     # --- fault injection (tests and drills): the batch of these steps is replaced ---
-    inject_spike_steps: list[int] = Field(default_factory=list, description="uniformly random tokens replace the batch at these steps")
+    inject_spike_steps: list[int] = Field(
+        default_factory=list, description="uniformly random tokens replace the batch at these steps"
+    )
     inject_nan_steps: list[int] = Field(default_factory=list, description="a NaN loss at these steps")
 
     @model_validator(mode="after")

@@ -13,9 +13,9 @@ How stats.json is counted: `shikomi.core.stats`; rules and rejection: `shikomi.c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from shikomi.core.stats import WriteStageStats
 
@@ -35,7 +35,7 @@ class Stage:
     out_dir: str
     jobs: list[Job]
     # called in the summary job: returns extra keys merged into stats.json
-    extras: Optional[Callable[[str], dict]] = None
+    extras: Callable[[str], dict] | None = None
     # set by the chain (shikomi.pipeline.chain) from the stage registry: the command
     # that builds this stage and its "module:function" builder, so that a Slurm task
     # can build it again on the node once its input exists

@@ -9,7 +9,7 @@ drop it; the drop is written into `metadata.reject_reason` as "rule" or
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -28,7 +28,7 @@ def reject(doc: Document, rule: str, value: Any = None) -> Document:
     return doc
 
 
-def count_route(step: PipelineStep, doc: Document) -> Optional[str]:
+def count_route(step: PipelineStep, doc: Document) -> str | None:
     """Count a document leaving the stage: returns its rule when it was rejected
     (counted as dropped) or None when it is kept (counted as out)."""
     r = doc.metadata.get(REJECT_KEY)
@@ -87,7 +87,7 @@ class Rule(PipelineStep):
                 res = self.check(doc)
                 seconds += clock() - t0
                 if res is not None and res is not False:
-                    rule, value = (res if isinstance(res, tuple) else (res, None))
+                    rule, value = res if isinstance(res, tuple) else (res, None)
                     if rule is True:
                         rule = self.rule
                     reject(doc, rule, value)

@@ -158,7 +158,9 @@ def print_summary(stats: dict, out_dir: Path) -> None:
     def pct(a, b):
         return f" ({a / b:.1%})" if b else ""
 
-    line = f"[{name}] {din:,} documents in -> {dout:,} kept{pct(dout, din)}, {stats.get('documents_dropped', 0):,} dropped"
+    line = (
+        f"[{name}] {din:,} documents in -> {dout:,} kept{pct(dout, din)}, {stats.get('documents_dropped', 0):,} dropped"
+    )
     if "wall_s" in stats:
         rate = din / stats["wall_s"] if stats["wall_s"] else 0
         line += f" in {stats['wall_s']:.1f}s ({rate:,.0f} docs/s)"
@@ -172,7 +174,7 @@ def print_summary(stats: dict, out_dir: Path) -> None:
         print("  languages: " + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in langs[:8]))
     rule_time = {}
     for r in stats.get("rules") or []:
-        for rule in (r.get("dropped") or {}):
+        for rule in r.get("dropped") or {}:
             rule_time[rule] = rule_time.get(rule, 0) + r.get("time_s", 0)
     dropped = sorted((stats.get("dropped") or {}).items(), key=lambda kv: -kv[1]["documents"])
     for rule, d in dropped[:10]:

@@ -66,7 +66,9 @@ def _node_info(work: Path, index_works: list[str], nodes: np.ndarray) -> dict[in
             want = idx[(src == s) & (rank == r)]
             t = pq.read_table(C.docs_file(works[int(s)], int(r)), columns=["idx", "id", "date", "exact"])
             t = t.filter(pc.is_in(t["idx"], value_set=pa.array(want.astype(np.uint32))))
-            for i, did, date, ex in zip(t["idx"].to_pylist(), t["id"].to_pylist(), t["date"].to_pylist(), t["exact"].to_pylist()):
+            for i, did, date, ex in zip(
+                t["idx"].to_pylist(), t["id"].to_pylist(), t["date"].to_pylist(), t["exact"].to_pylist()
+            ):
                 info[int(C.node(int(s), int(r), i))] = (did, date, ex)
     return info
 
@@ -106,7 +108,11 @@ class ClusterDuplicates(PipelineStep):
 
             # near pairs between identical texts need no verification
             if len(near):
-                same = np.array([info[int(a)][2] == info[int(b)][2] for a, b in near], dtype=bool) if p["exact"] else np.zeros(len(near), bool)
+                same = (
+                    np.array([info[int(a)][2] == info[int(b)][2] for a, b in near], dtype=bool)
+                    if p["exact"]
+                    else np.zeros(len(near), bool)
+                )
                 near_check = near[~same]
                 near_same = near[same]
             else:
@@ -119,8 +125,16 @@ class ClusterDuplicates(PipelineStep):
                 unverified = 0
                 for i, (a, b) in enumerate(near_check):
                     a, b = int(a), int(b)
-                    sa = store.get(int(C.node_rank(np.uint64(a))), int(C.node_idx(np.uint64(a)))) if a >> 56 == 0 else None
-                    sb = store.get(int(C.node_rank(np.uint64(b))), int(C.node_idx(np.uint64(b)))) if b >> 56 == 0 else None
+                    sa = (
+                        store.get(int(C.node_rank(np.uint64(a))), int(C.node_idx(np.uint64(a))))
+                        if a >> 56 == 0
+                        else None
+                    )
+                    sb = (
+                        store.get(int(C.node_rank(np.uint64(b))), int(C.node_idx(np.uint64(b))))
+                        if b >> 56 == 0
+                        else None
+                    )
                     if sa is None or sb is None:
                         ok[i] = True  # a match with an earlier run's index: no text to compare
                         unverified += 1
@@ -133,10 +147,16 @@ class ClusterDuplicates(PipelineStep):
                 summary["verified_pairs_below_threshold"] = int(len(sims) - int(ok.sum()) + unverified)
                 summary["unverified_index_pairs"] = unverified
                 hist, _ = np.histogram(np.asarray(sims, dtype=float), bins=np.linspace(0, 1, 11))
-                summary["verified_jaccard_histogram"] = {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": int(c) for i, c in enumerate(hist)}
+                summary["verified_jaccard_histogram"] = {
+                    f"{i / 10:.1f}-{(i + 1) / 10:.1f}": int(c) for i, c in enumerate(hist)
+                }
             else:
                 kept_near.append(near_check)
-            edges = np.concatenate([exact] + kept_near) if (len(exact) or any(len(k) for k in kept_near)) else np.zeros((0, 2), np.uint64)
+            edges = (
+                np.concatenate([exact] + kept_near)
+                if (len(exact) or any(len(k) for k in kept_near))
+                else np.zeros((0, 2), np.uint64)
+            )
 
             # union-find on dense ids
             ids = {int(n): i for i, n in enumerate(nodes)}
@@ -171,7 +191,9 @@ class ClusterDuplicates(PipelineStep):
                     counts[reason] += 1
                     if from_index:
                         counts["index_matches"] += 1
-                    removes[int(C.node_rank(np.uint64(n)))].append((int(C.node_idx(np.uint64(n))), reason, s_id, len(group)))
+                    removes[int(C.node_rank(np.uint64(n)))].append(
+                        (int(C.node_idx(np.uint64(n))), reason, s_id, len(group))
+                    )
 
             summary["clusters"] = len(sizes)
             summary["cluster_sizes"] = size_histogram(sizes)

@@ -43,7 +43,9 @@ class DropDuplicates(Rule):
         self._remove = {}
         if f.exists():
             t = pq.read_table(f)
-            for i, reason, kept, size in zip(*(t[c].to_pylist() for c in ("idx", "reason", "duplicate_of", "cluster_size"))):
+            for i, reason, kept, size in zip(
+                *(t[c].to_pylist() for c in ("idx", "reason", "duplicate_of", "cluster_size"))
+            ):
                 self._remove[i] = (reason, kept, size)
 
         def numbered():

@@ -89,8 +89,14 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return h
 
 
-def lsh_params(threshold: float, num_perm: int, fp_weight: float, fn_weight: float,
-               bands: int | None = None, rows: int | None = None) -> dict:
+def lsh_params(
+    threshold: float,
+    num_perm: int,
+    fp_weight: float,
+    fn_weight: float,
+    bands: int | None = None,
+    rows: int | None = None,
+) -> dict:
     """Bands x rows (datasketch's optimum unless given) and their error probabilities."""
     from datasketch.lsh import _false_negative_probability, _false_positive_probability, _optimal_param
 

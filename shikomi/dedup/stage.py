@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shikomi.errors import UserError
 from shikomi.core.documents import reader_for, resolve_input
-from shikomi.core.rules import CountIn
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.rules import CountIn
 from shikomi.core.writers import StageWriter
 from shikomi.dedup import common as C
 from shikomi.dedup.buckets import MatchBuckets
@@ -31,6 +30,7 @@ from shikomi.dedup.lines import CountLines
 from shikomi.dedup.minhash import lsh_params
 from shikomi.dedup.signatures import ComputeSignatures
 from shikomi.dedup.verify import WriteShingles
+from shikomi.errors import UserError
 
 # parameters that must match between this run and an index of an earlier run
 INDEX_KEYS = ("ngram", "num_perm", "seed", "bands", "rows", "lowercase", "fold_digits", "exact", "near")
@@ -106,16 +106,24 @@ def build(cfg, input_path: str | None = None) -> Stage:
 
     jobs = [Job("signatures", [reader_for(inp), CountIn(), ComputeSignatures(str(work), params, record)], tasks=tasks)]
     if bands:
-        jobs.append(Job("buckets", [MatchBuckets(str(work), bands, d.bucket_parts, tasks, index_works)],
-                        tasks=len(bands) * d.bucket_parts))
+        jobs.append(
+            Job(
+                "buckets",
+                [MatchBuckets(str(work), bands, d.bucket_parts, tasks, index_works)],
+                tasks=len(bands) * d.bucket_parts,
+            )
+        )
         if params["verify"]:
             jobs.append(Job("verify", [reader_for(inp), WriteShingles(str(work), params)], tasks=tasks))
         jobs.append(Job("cluster", [ClusterDuplicates(str(work), params, tasks, index_works)], tasks=1))
     filters = [DropDuplicates(str(work))]
     if d.lines.enabled:
         jobs.append(Job("lines", [CountLines(str(work), tasks, d.lines.max_docs)], tasks=d.lines.parts))
-        filters.append(RemoveRepeatedLines(str(work), d.lines.parts, d.lowercase, d.fold_digits,
-                                           d.lines.min_line_chars, d.lines.min_chars))
+        filters.append(
+            RemoveRepeatedLines(
+                str(work), d.lines.parts, d.lowercase, d.fold_digits, d.lines.min_line_chars, d.lines.min_chars
+            )
+        )
     jobs.append(Job("filter", [reader_for(inp), *filters, StageWriter(str(out))], tasks=tasks))
     return Stage("dedup", str(out), jobs, extras=dedup_extras)
 
@@ -153,7 +161,12 @@ def dedup_extras(out_dir: str) -> dict:
         "dedup": {
             "tasks": rec["tasks"],
             "ngram": p["ngram"],
-            "normalisation": {"nfkc": True, "whitespace": "folded", "lowercase": p["lowercase"], "fold_digits": p["fold_digits"]},
+            "normalisation": {
+                "nfkc": True,
+                "whitespace": "folded",
+                "lowercase": p["lowercase"],
+                "fold_digits": p["fold_digits"],
+            },
             "lsh": p["lsh"],
             "verify": p["verify"],
             "survivor": "index of an earlier run first, then earliest crawl date, then lowest id",

@@ -59,5 +59,3 @@ def reset_stage(stage_dir: Path) -> None:
     """Remove a stage's outputs (for --force)."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
 
 
 class TaskProgress:
@@ -13,7 +12,7 @@ class TaskProgress:
     done, documents per second (from the finished tasks' datatrove stats) and ETA,
     as a tqdm bar on stderr. Only on a terminal; a no-op in logs, tests and CI."""
 
-    def __init__(self, stage: str, job: str, logs_dir: str | Path, tasks: int, enabled: Optional[bool] = None):
+    def __init__(self, stage: str, job: str, logs_dir: str | Path, tasks: int, enabled: bool | None = None):
         import sys
         import threading
 
@@ -57,7 +56,9 @@ class TaskProgress:
             self._bar.update(len(done) - self._bar.n)
             dt = max(time.time() - self._t0, 1e-6)
             if docs > 0 and (new or docs != docs_before):
-                self._bar.set_postfix_str(f"{docs - self._docs_at_start:,} docs, {(docs - self._docs_at_start) / dt:,.0f} docs/s")
+                self._bar.set_postfix_str(
+                    f"{docs - self._docs_at_start:,} docs, {(docs - self._docs_at_start) / dt:,.0f} docs/s"
+                )
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
@@ -77,8 +78,14 @@ class TaskProgress:
         already = self._done()
         self._docs_at_start = sum(self._docs(r) for r in already)
         self._t0 = time.time()
-        self._bar = tqdm(total=self.tasks, initial=len(already), desc=f"[{self.stage}] {self.job}", unit="task",
-                         dynamic_ncols=True, leave=False)
+        self._bar = tqdm(
+            total=self.tasks,
+            initial=len(already),
+            desc=f"[{self.stage}] {self.job}",
+            unit="task",
+            dynamic_ncols=True,
+            leave=False,
+        )
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self

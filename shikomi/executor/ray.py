@@ -45,8 +45,13 @@ def ensure_ray(cfg) -> None:
     for k in ("HF_HOME", "TOKENIZERS_PARALLELISM", "MPLCONFIGDIR"):
         if os.environ.get(k):
             env_vars[k] = os.environ[k]
-    kwargs = dict(runtime_env={"env_vars": env_vars}, include_dashboard=False, log_to_driver=False,
-                  ignore_reinit_error=True, configure_logging=False)
+    kwargs = dict(
+        runtime_env={"env_vars": env_vars},
+        include_dashboard=False,
+        log_to_driver=False,
+        ignore_reinit_error=True,
+        configure_logging=False,
+    )
     try:
         if rc.address:
             ray.init(address=rc.address, **kwargs)

@@ -7,7 +7,9 @@ from shikomi.core.jobs import Stage
 from shikomi.errors import UserError
 
 
-def run_stage(stage: Stage, cfg: Config, kind: str | None = None, workers: int | None = None, verbose: bool = False) -> dict:
+def run_stage(
+    stage: Stage, cfg: Config, kind: str | None = None, workers: int | None = None, verbose: bool = False
+) -> dict:
     kind = kind or cfg.executor.kind
     if kind == "local":
         from shikomi.executor.local import run_local

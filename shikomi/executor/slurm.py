@@ -42,6 +42,7 @@ from shikomi.executor.status import (
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -50,8 +51,9 @@ def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise UserError(f"'{cmd[0]}' not found: run `shikomi submit` on a Slurm login node "
-                        f"(or set executor.kind: local or ray)") from None
+        raise UserError(
+            f"'{cmd[0]}' not found: run `shikomi submit` on a Slurm login node (or set executor.kind: local or ray)"
+        ) from None
     except subprocess.TimeoutExpired:
         raise UserError(f"'{' '.join(cmd[:3])}' did not answer in {timeout:.0f}s: is slurmctld up?") from None
 
@@ -100,6 +102,7 @@ def job_options(cfg, stage_name: str, job: Job) -> dict:
 
 # --------------------------------------------------------------------------- preflight
 
+
 def preflight(cfg, option_sets: list[dict]) -> None:
     """Fail now, with one line, on what would otherwise fail in a job log hours later:
     no Slurm, an unknown partition, resources the partition refuses, a broken env_command."""
@@ -107,12 +110,16 @@ def preflight(cfg, option_sets: list[dict]) -> None:
         return
     r = _run(["sinfo", "-h", "-o", "%P"])
     if r.returncode != 0:
-        raise UserError(f"sinfo failed: {(r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else r.returncode}")
+        raise UserError(
+            f"sinfo failed: {(r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else r.returncode}"
+        )
     partitions = {p.strip().rstrip("*") for p in r.stdout.split() if p.strip()}
     for o in option_sets:
         p = o.get("partition")
         if p and p not in partitions:
-            raise UserError(f"executor.slurm: unknown partition '{p}'; this cluster has: {', '.join(sorted(partitions))}")
+            raise UserError(
+                f"executor.slurm: unknown partition '{p}'; this cluster has: {', '.join(sorted(partitions))}"
+            )
     # resources: sbatch --test-only validates partition, time, CPUs and memory without submitting
     seen = set()
     for o in option_sets:
@@ -156,6 +163,7 @@ def _fmt_opts(o: dict) -> str:
 
 
 # --------------------------------------------------------------------------- executor
+
 
 def _rebuild_pipeline(spec: dict) -> list:
     """Inside an array task: build the stage again, now that its input exists."""
@@ -249,14 +257,18 @@ class Submitter:
 
 # --------------------------------------------------------------------------- planning
 
+
 def _stage_executors(cfg, name: str, stage: Stage, rebuild: bool, input_path: str | None, cfg_dump: dict):
     out = []
     prefix = cfg.executor.slurm.job_name_prefix or cfg.name
     for job in stage.with_summary():
         o = job_options(cfg, name, job)
         sbatch_args = {"chdir": os.getcwd(), **o["sbatch_args"]}
-        spec = ({"config": cfg_dump, "stage": name, "builder": stage.builder, "input": input_path, "job": job.name}
-                if rebuild else None)
+        spec = (
+            {"config": cfg_dump, "stage": name, "builder": stage.builder, "input": input_path, "job": job.name}
+            if rebuild
+            else None
+        )
         ex = StageSlurmExecutor(
             pipeline=[] if rebuild else job.pipeline,
             tasks=job.tasks,
@@ -302,6 +314,7 @@ def wait_for(job_ids: list[str], poll_s: float, quiet: bool = False) -> list[str
 
 
 # --------------------------------------------------------------------------- submit
+
 
 def _previous_still_active(cfg) -> None:
     """A new submission must not run tasks that a previous one is still running."""
@@ -357,7 +370,9 @@ def submit(cfg, planned: list[tuple], input_path: str | None = None, dry_run: bo
     jobs = []
     for name, st, rebuild, why, kind in planned:
         if st is not None:
-            for job, o, ex in _stage_executors(cfg, name, st, rebuild, input_path if not rebuild else None, cfg_dump):
+            for job, _opts, ex in _stage_executors(
+                cfg, name, st, rebuild, input_path if not rebuild else None, cfg_dump
+            ):
                 if last_id:
                     ex.depends_job_id = last_id
                 label = f"{name}/{job.name}"
@@ -365,10 +380,22 @@ def submit(cfg, planned: list[tuple], input_path: str | None = None, dry_run: bo
                     ex.launch_job()
                 jid = None if ex.job_id in (None, -1) else str(ex.job_id)
                 ranks = [] if jid is None else _read_ranks(ex)
-                jobs.append({"stage": name, "job": job.name, "job_id": jid, "tasks": job.tasks, "ranks": ranks,
-                             "logs": st.logs_dir(job), "rebuild": bool(rebuild), "max_array_size": ex.max_array_size})
-                _say(f"  {label:<28} {'done, skipped' if jid is None else 'job ' + jid}"
-                     f"  ({len(ranks) if jid else job.tasks}/{job.tasks} tasks)")
+                jobs.append(
+                    {
+                        "stage": name,
+                        "job": job.name,
+                        "job_id": jid,
+                        "tasks": job.tasks,
+                        "ranks": ranks,
+                        "logs": st.logs_dir(job),
+                        "rebuild": bool(rebuild),
+                        "max_array_size": ex.max_array_size,
+                    }
+                )
+                _say(
+                    f"  {label:<28} {'done, skipped' if jid is None else 'job ' + jid}"
+                    f"  ({len(ranks) if jid else job.tasks}/{job.tasks} tasks)"
+                )
                 if jid:
                     last_id = jid
             continue
@@ -380,26 +407,40 @@ def submit(cfg, planned: list[tuple], input_path: str | None = None, dry_run: bo
         else:
             o = job_options(cfg, name, Job(name, []))
             if kind == "stage":
-                cmd = (f"python -m shikomi.cli {shlex.quote(name)} --config {shlex.quote(cfg_path)} "
-                       f"--executor local --workers {o['cpus_per_task']}")
+                cmd = (
+                    f"python -m shikomi.cli {shlex.quote(name)} --config {shlex.quote(cfg_path)} "
+                    f"--executor local --workers {o['cpus_per_task']}"
+                )
                 _say(f"  {name}: planned inside its job ({why})")
             else:
                 cmd = f"python -m shikomi.cli report {shlex.quote(str(Path(cfg.run_dir).resolve()))} --config {shlex.quote(cfg_path)}"
             log = str((Path(cfg.run_dir) / name / "logs" / "slurm" / "%j.out").resolve())
             Path(log).parent.mkdir(parents=True, exist_ok=True)
-            opts = {"partition": o["partition"], "cpus-per-task": o["cpus_per_task"],
-                    "mem-per-cpu": f"{int(float(o['mem_per_cpu_gb']) * 1024)}M", "time": o["time"], "qos": o["qos"],
-                    **o["sbatch_args"]}
+            opts = {
+                "partition": o["partition"],
+                "cpus-per-task": o["cpus_per_task"],
+                "mem-per-cpu": f"{int(float(o['mem_per_cpu_gb']) * 1024)}M",
+                "time": o["time"],
+                "qos": o["qos"],
+                **o["sbatch_args"],
+            }
             prefix = cfg.executor.slurm.job_name_prefix or cfg.name
             script = sb.command_script(f"{prefix}-{name}", cmd, env, workdir, log, opts)
         jid = sub.sbatch(script, *([dep] if dep else []), label=name)
-        jobs.append({"stage": name, "job": name, "job_id": jid, "tasks": 1, "ranks": [0], "logs": None,
-                     "rebuild": False})
+        jobs.append(
+            {"stage": name, "job": name, "job_id": jid, "tasks": 1, "ranks": [0], "logs": None, "rebuild": False}
+        )
         _say(f"  {name:<28} job {jid}")
         last_id = jid
 
-    record = {"run_dir": str(cfg.run_dir), "config": cfg_path, "submitted_at_unix": int(time.time()),
-              "dry_run": dry_run, "jobs": jobs, "scripts": [r["script"] for r in sub.records]}
+    record = {
+        "run_dir": str(cfg.run_dir),
+        "config": cfg_path,
+        "submitted_at_unix": int(time.time()),
+        "dry_run": dry_run,
+        "jobs": jobs,
+        "scripts": [r["script"] for r in sub.records],
+    }
     if not dry_run:
         write_json_atomic(submit_dir(cfg) / "jobs.json", record)
     return record
@@ -426,11 +467,11 @@ def submit_stage_and_wait(stage: Stage, cfg) -> dict:
     incomplete = [j for s in st["stages"] for j in s["jobs"] if j["done"] < j["tasks"]]
     if incomplete:
         where = "; ".join(t["log"] for t in failed[:3]) or stage.logs_dir(incomplete[0]["job"])
-        raise UserError(f"stage {stage.name}: {sum(j['tasks'] - j['done'] for j in incomplete)} Slurm tasks did not "
-                        f"complete; logs: {where} (rerun the same command to resume)")
+        raise UserError(
+            f"stage {stage.name}: {sum(j['tasks'] - j['done'] for j in incomplete)} Slurm tasks did not "
+            f"complete; logs: {where} (rerun the same command to resume)"
+        )
     stats_path = stage.path / "stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     stats["wall_s"] = round(time.time() - t0, 3)
     return stats
-
-

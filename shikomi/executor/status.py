@@ -11,8 +11,20 @@ from pathlib import Path
 
 from shikomi.errors import UserError
 
-ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                 "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "STOPPED"}
+ACTIVE_STATES = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "STAGE_OUT",
+    "SIGNALING",
+    "STOPPED",
+}
 NEVER_REASONS = {"DependencyNeverSatisfied", "JobHeldAdmin"}
 
 
@@ -26,6 +38,7 @@ def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 # --------------------------------------------------------------------------- queue
+
 
 def queue_states(job_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
     """{array job id: [(array task index or "", state, reason), ...]} for jobs still in the queue."""
@@ -50,8 +63,11 @@ def queue_states(job_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _active(states: dict) -> dict:
-    return {j: [t for t in ts if t[1] in ACTIVE_STATES] for j, ts in states.items()
-            if any(t[1] in ACTIVE_STATES for t in ts)}
+    return {
+        j: [t for t in ts if t[1] in ACTIVE_STATES]
+        for j, ts in states.items()
+        if any(t[1] in ACTIVE_STATES for t in ts)
+    }
 
 
 def _load_record(cfg_or_run_dir) -> dict:
@@ -70,6 +86,7 @@ def _job_ids(record: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------- status
+
 
 def _job_dirs(run_dir: Path, chain: list[tuple[str, str]]):
     """(stage command, job, logs_dir) of every datatrove job under the run folder, in chain order."""
@@ -130,11 +147,18 @@ def collect_status(run_dir, only: list[str] | None = None, chain: list[tuple[str
             if task_log.exists() or submitted:
                 log = str(task_log) if task_log.exists() else slurm_logs.get(rank, str(logs))
                 failed.append({"rank": rank, "log": log, "slurm_log": slurm_logs.get(rank)})
-        stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append({
-            "job": job, "tasks": tasks, "done": len(done & set(range(tasks))), "running": sorted(running),
-            "pending": sorted(pending), "failed": failed, "logs": str(logs),
-            "job_id": rec.get("job_id") if rec else None,
-        })
+        stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append(
+            {
+                "job": job,
+                "tasks": tasks,
+                "done": len(done & set(range(tasks))),
+                "running": sorted(running),
+                "pending": sorted(pending),
+                "failed": failed,
+                "logs": str(logs),
+                "job_id": rec.get("job_id") if rec else None,
+            }
+        )
     # single jobs of the last submission (trainer, report, deferred stages)
     for (stage, job), rec in rec_jobs.items():
         if only and stage not in only:
@@ -148,11 +172,19 @@ def collect_status(run_dir, only: list[str] | None = None, chain: list[tuple[str
             # a stage planned inside its job: done when it wrote its stats.json
             ok = (run_dir / folder_of.get(stage, stage) / "stats.json").is_file()
             done, failed = (1, []) if ok else (0, [0])
-        stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append({
-            "job": job, "tasks": 1, "done": done, "running": [0] if state == "running" else [],
-            "pending": [0] if state == "pending" else [], "failed": failed, "logs": None,
-            "job_id": rec["job_id"], "state": state,
-        })
+        stages.setdefault(stage, {"stage": stage, "jobs": []})["jobs"].append(
+            {
+                "job": job,
+                "tasks": 1,
+                "done": done,
+                "running": [0] if state == "running" else [],
+                "pending": [0] if state == "pending" else [],
+                "failed": failed,
+                "logs": None,
+                "job_id": rec["job_id"],
+                "state": state,
+            }
+        )
     train = run_dir / "train" / "metrics.jsonl"
     if train.is_file() and (not only or "train" in only):
         lines = [ln for ln in train.read_text().splitlines() if ln.strip()]
@@ -170,16 +202,18 @@ def print_status(st: dict) -> None:
     for s in st["stages"]:
         for j in s["jobs"]:
             done = j["done"] if j["done"] is not None else j.get("state", "?")
-            print(f"{s['stage']:<16} {j['job']:<16} {j['tasks']:>5} {done!s:>5} {len(j['running']):>4} "
-                  f"{len(j['pending']):>4} {len(j['failed']):>4}  {j.get('job_id') or '-'}")
+            print(
+                f"{s['stage']:<16} {j['job']:<16} {j['tasks']:>5} {done!s:>5} {len(j['running']):>4} "
+                f"{len(j['pending']):>4} {len(j['failed']):>4}  {j.get('job_id') or '-'}"
+            )
             for f in j["failed"]:
-                failed_lines.append(f"  {s['stage']}/{j['job']} task {f['rank']}: {f['log']}"
-                                    + (f" (slurm: {f['slurm_log']})" if f.get("slurm_log") and f["slurm_log"] != f["log"] else ""))
+                failed_lines.append(
+                    f"  {s['stage']}/{j['job']} task {f['rank']}: {f['log']}"
+                    + (f" (slurm: {f['slurm_log']})" if f.get("slurm_log") and f["slurm_log"] != f["log"] else "")
+                )
         if s.get("last_step") is not None:
             print(f"{s['stage']:<16} last logged step {s['last_step']}")
     if failed_lines:
         print("failed tasks (rerun `shikomi submit` to resubmit only these and what follows):")
         print("\n".join(failed_lines))
     print("complete" if st["complete"] else "incomplete")
-
-

@@ -26,7 +26,6 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 DATA = Path(__file__).with_name("data")
 
@@ -46,14 +45,14 @@ class Rec:
 
     url: str
     body: bytes = b""
-    content_type: Optional[str] = "text/html; charset=utf-8"  # HTTP Content-Type (None: omit)
+    content_type: str | None = "text/html; charset=utf-8"  # HTTP Content-Type (None: omit)
     status: int = 200
     date: str = "2024-05-20T10:00:00Z"
     rtype: str = "response"
     extra_http: dict = field(default_factory=dict)
     version: str = "1.0"
     uri_brackets: bool = False
-    payload_type: Optional[str] = None  # WARC-Identified-Payload-Type, as CommonCrawl writes it
+    payload_type: str | None = None  # WARC-Identified-Payload-Type, as CommonCrawl writes it
 
 
 def _record_bytes(r: Rec) -> bytes:
@@ -82,8 +81,13 @@ def _record_bytes(r: Rec) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + block + b"\r\n\r\n"
 
 
-def write_warc(path: str | Path, records: list[Rec], compress: bool = True, warcinfo: Optional[str] = "CC-MAIN-2024-22",
-               truncate_last: bool = False) -> Path:
+def write_warc(
+    path: str | Path,
+    records: list[Rec],
+    compress: bool = True,
+    warcinfo: str | None = "CC-MAIN-2024-22",
+    truncate_last: bool = False,
+) -> Path:
     """Write records as a WARC (one gzip member per record when compressed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,10 +112,16 @@ NAV = ["ホーム", "ニュース", "コラム", "会社概要", "お問い合�
 FOOTER = "Copyright (C) 2024 みんなの暮らし帖 All Rights Reserved. 当サイトの文章・画像の無断転載を禁じます。"
 
 
-def ja_page(title: str, paragraphs: list[str], site: str = "みんなの暮らし帖", date_line: str = "2024年5月20日",
-            charset_meta: Optional[str] = "utf-8", lang: bool = True) -> str:
+def ja_page(
+    title: str,
+    paragraphs: list[str],
+    site: str = "みんなの暮らし帖",
+    date_line: str = "2024年5月20日",
+    charset_meta: str | None = "utf-8",
+    lang: bool = True,
+) -> str:
     nav = "".join(f"<li><a href='/{i}'>{n}</a></li>" for i, n in enumerate(NAV))
-    meta = f"<meta charset=\"{charset_meta}\">" if charset_meta else ""
+    meta = f'<meta charset="{charset_meta}">' if charset_meta else ""
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     html_lang = ' lang="ja"' if lang else ""
     return (
@@ -123,8 +133,20 @@ def ja_page(title: str, paragraphs: list[str], site: str = "みんなの暮ら�
     )
 
 
-SPAM_PLACES = ["千葉県船橋市", "千葉県千葉市中央区", "千葉市花見川区", "千葉県市川市", "千葉県松戸市", "千葉県柏市",
-               "千葉県浦安市", "千葉県習志野市", "千葉県八千代市", "千葉県流山市", "千葉県市原市", "千葉県佐倉市"]
+SPAM_PLACES = [
+    "千葉県船橋市",
+    "千葉県千葉市中央区",
+    "千葉市花見川区",
+    "千葉県市川市",
+    "千葉県松戸市",
+    "千葉県柏市",
+    "千葉県浦安市",
+    "千葉県習志野市",
+    "千葉県八千代市",
+    "千葉県流山市",
+    "千葉県市原市",
+    "千葉県佐倉市",
+]
 
 
 def spam_text() -> str:
@@ -132,19 +154,23 @@ def spam_text() -> str:
 
 
 def ad_listing() -> list[str]:
-    items = ["【送料無料】高級羽毛布団 シングル 今だけ50%OFF 詳細はこちら>>",
-             "【期間限定】人気の美容液 お試しセット 980円 今すぐ購入>>",
-             "★ポイント10倍★ 家電まとめ買いセール 会員登録で500円クーポン>>",
-             "【在庫限り】ワイヤレスイヤホン 最新モデル 激安 送料無料>>",
-             "【公式】ダイエットサプリ 初回限定 無料 今すぐ申し込む>>"]
+    items = [
+        "【送料無料】高級羽毛布団 シングル 今だけ50%OFF 詳細はこちら>>",
+        "【期間限定】人気の美容液 お試しセット 980円 今すぐ購入>>",
+        "★ポイント10倍★ 家電まとめ買いセール 会員登録で500円クーポン>>",
+        "【在庫限り】ワイヤレスイヤホン 最新モデル 激安 送料無料>>",
+        "【公式】ダイエットサプリ 初回限定 無料 今すぐ申し込む>>",
+    ]
     return items * 3
 
 
 def en_page(title: str, text: str) -> str:
     paras = "".join(f"<p>{p}</p>" for p in text.split("\n\n") if p.strip())
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title></head><body>"
-            f"<nav><a href='/'>Home</a> | <a href='/docs'>Docs</a> | <a href='/about'>About</a></nav>"
-            f"<main><h1>{title}</h1>{paras}</main><footer>Site footer. All rights reserved.</footer></body></html>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title></head><body>"
+        f"<nav><a href='/'>Home</a> | <a href='/docs'>Docs</a> | <a href='/about'>About</a></nav>"
+        f"<main><h1>{title}</h1>{paras}</main><footer>Site footer. All rights reserved.</footer></body></html>"
+    )
 
 
 def pydoc_topics() -> list[tuple[str, str]]:
@@ -153,9 +179,23 @@ def pydoc_topics() -> list[tuple[str, str]]:
     return [(k, topics[k]) for k in sorted(topics) if len(topics[k]) > 400]
 
 
-ARTICLE_TITLES = ["市場と台所", "京都と図書館", "言語と北海道", "縁側と駅", "文字と商店街", "山と湖",
-                  "古民家と紫陽花", "朝と会議", "祭りと鉄道", "お茶と町", "紙と田んぼ", "備えと物語",
-                  "パンと博物館", "データと海", "自転車とオンライン"]
+ARTICLE_TITLES = [
+    "市場と台所",
+    "京都と図書館",
+    "言語と北海道",
+    "縁側と駅",
+    "文字と商店街",
+    "山と湖",
+    "古民家と紫陽花",
+    "朝と会議",
+    "祭りと鉄道",
+    "お茶と町",
+    "紙と田んぼ",
+    "備えと物語",
+    "パンと博物館",
+    "データと海",
+    "自転車とオンライン",
+]
 
 
 def ja_articles() -> list[tuple[str, list[str]]]:
@@ -163,8 +203,14 @@ def ja_articles() -> list[tuple[str, list[str]]]:
     duplicates of the sample are made on purpose in build_records)."""
     ps = ja_paragraphs()
     n = len(ps) // 4
-    return [(ARTICLE_TITLES[i % len(ARTICLE_TITLES)] + ("" if i < len(ARTICLE_TITLES) else f" その{i // len(ARTICLE_TITLES) + 1}"),
-             ps[4 * i: 4 * i + 4]) for i in range(n)]
+    return [
+        (
+            ARTICLE_TITLES[i % len(ARTICLE_TITLES)]
+            + ("" if i < len(ARTICLE_TITLES) else f" その{i // len(ARTICLE_TITLES) + 1}"),
+            ps[4 * i : 4 * i + 4],
+        )
+        for i in range(n)
+    ]
 
 
 def build_records() -> dict[str, list[Rec]]:
@@ -176,47 +222,84 @@ def build_records() -> dict[str, list[Rec]]:
         # (codec, HTTP charset label, meta label)
         ("utf-8", "utf-8", "utf-8"),
         ("cp932", "Shift_JIS", "Shift_JIS"),
-        ("euc_jp", None, "EUC-JP"),            # header missing, meta right
-        ("iso2022_jp", "ISO-2022-JP", None),   # meta missing
-        ("cp932", "ISO-8859-1", None),         # wrong header
+        ("euc_jp", None, "EUC-JP"),  # header missing, meta right
+        ("iso2022_jp", "ISO-2022-JP", None),  # meta missing
+        ("cp932", "ISO-8859-1", None),  # wrong header
         ("euc_jp", "Shift_JIS", "Shift_JIS"),  # wrong label everywhere
-        ("utf-8", None, None),                 # no label at all
+        ("utf-8", None, None),  # no label at all
         ("cp932", None, None),
     ]
     for i, (title, paras) in enumerate(arts):
         codec, http_cs, meta_cs = encodings[i % len(encodings)]
         html = ja_page(title, paras, charset_meta=meta_cs)
         ct = f"text/html; charset={http_cs}" if http_cs else "text/html"
-        ja_recs.append(Rec(url=f"{base}/articles/{i:03d}", body=html.encode(codec), content_type=ct,
-                           date=f"2024-05-{10 + i % 18:02d}T09:00:00Z"))
+        ja_recs.append(
+            Rec(
+                url=f"{base}/articles/{i:03d}",
+                body=html.encode(codec),
+                content_type=ct,
+                date=f"2024-05-{10 + i % 18:02d}T09:00:00Z",
+            )
+        )
     # exact duplicate (a mirror with another site's navigation) and a near duplicate (date changed)
     t0, p0 = arts[0]
-    ja_recs.append(Rec(url="https://mirror.example.jp/copy/market", body=ja_page(t0, p0, site="まとめミラー").encode("utf-8"),
-                       date="2024-05-25T09:00:00Z"))
+    ja_recs.append(
+        Rec(
+            url="https://mirror.example.jp/copy/market",
+            body=ja_page(t0, p0, site="まとめミラー").encode("utf-8"),
+            date="2024-05-25T09:00:00Z",
+        )
+    )
     t1, p1 = arts[1]
     p1b = [p1[0].replace("朝早い時間", "朝の早い時間"), *p1[1:]]
-    ja_recs.append(Rec(url=f"{base}/articles/001-amp", body=ja_page(t1, p1b, date_line="2024年6月2日").encode("utf-8"),
-                       date="2024-06-02T09:00:00Z"))
+    ja_recs.append(
+        Rec(
+            url=f"{base}/articles/001-amp",
+            body=ja_page(t1, p1b, date_line="2024年6月2日").encode("utf-8"),
+            date="2024-06-02T09:00:00Z",
+        )
+    )
     # spam and ads
-    ja_recs.append(Rec(url="https://fudosan.example.jp/sell", body=ja_page("一戸建てを売る", [spam_text()]).encode("utf-8")))
-    ja_recs.append(Rec(url="https://shop.example.jp/sale", body=ja_page("本日のセール", ad_listing()).encode("cp932"),
-                       content_type="text/html; charset=Shift_JIS"))
+    ja_recs.append(
+        Rec(url="https://fudosan.example.jp/sell", body=ja_page("一戸建てを売る", [spam_text()]).encode("utf-8"))
+    )
+    ja_recs.append(
+        Rec(
+            url="https://shop.example.jp/sale",
+            body=ja_page("本日のセール", ad_listing()).encode("cp932"),
+            content_type="text/html; charset=Shift_JIS",
+        )
+    )
     # gzip Content-Encoding left in the payload
     t2, p2 = arts[2]
-    ja_recs.append(Rec(url=f"{base}/articles/002-gz", body=gzip.compress(ja_page(t2, p2[:2]).encode("utf-8"), mtime=0),
-                       extra_http={"Content-Encoding": "gzip"}))
+    ja_recs.append(
+        Rec(
+            url=f"{base}/articles/002-gz",
+            body=gzip.compress(ja_page(t2, p2[:2]).encode("utf-8"), mtime=0),
+            extra_http={"Content-Encoding": "gzip"},
+        )
+    )
     # records that are not documents
     other = [
         Rec(url=f"{base}/logo.png", body=b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, content_type="image/png"),
-        Rec(url=f"{base}/catalog.pdf", body=b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", content_type="application/pdf"),
+        Rec(
+            url=f"{base}/catalog.pdf",
+            body=b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n",
+            content_type="application/pdf",
+        ),
         Rec(url=f"{base}/old", body=b"", status=301, content_type="text/html", extra_http={"Location": "/new"}),
         Rec(url=f"{base}/missing", body=b"<html><body>Not Found</body></html>", status=404),
         Rec(url=f"{base}/bin", body=b"\x00\x01\x02binary" * 50, content_type="text/html"),
     ]
     en_recs = []
     for i, (k, text) in enumerate(pydoc_topics()[:40]):
-        en_recs.append(Rec(url=f"https://docs.example.org/topics/{k}", body=en_page(k, text).encode("utf-8"),
-                           date=f"2024-05-{1 + i % 28:02d}T12:00:00Z"))
+        en_recs.append(
+            Rec(
+                url=f"https://docs.example.org/topics/{k}",
+                body=en_page(k, text).encode("utf-8"),
+                date=f"2024-05-{1 + i % 28:02d}T12:00:00Z",
+            )
+        )
     half = len(ja_recs) // 2
     return {
         "CC-MAIN-2024-22-demo-00000.warc.gz": ja_recs[:half] + other[:2],
@@ -245,9 +328,32 @@ def write_sample(out: str | Path) -> dict:
     code_dir = out / "code"
     code_dir.mkdir(parents=True, exist_ok=True)
     stdlib = Path(json.__file__).parent.parent
-    names = ["textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "bisect.py", "heapq.py", "colorsys.py", "keyword.py",
-             "queue.py", "sched.py", "stat.py", "string.py", "this.py", "tty.py", "uu.py", "graphlib.py", "numbers.py",
-             "reprlib.py", "abc.py", "copy.py", "fractions.py", "statistics.py", "difflib.py", "calendar.py"]
+    names = [
+        "textwrap.py",
+        "shlex.py",
+        "fnmatch.py",
+        "glob.py",
+        "bisect.py",
+        "heapq.py",
+        "colorsys.py",
+        "keyword.py",
+        "queue.py",
+        "sched.py",
+        "stat.py",
+        "string.py",
+        "this.py",
+        "tty.py",
+        "uu.py",
+        "graphlib.py",
+        "numbers.py",
+        "reprlib.py",
+        "abc.py",
+        "copy.py",
+        "fractions.py",
+        "statistics.py",
+        "difflib.py",
+        "calendar.py",
+    ]
     rows = []
     for n in names:
         p = stdlib / n

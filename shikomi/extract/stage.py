@@ -12,19 +12,19 @@ import re
 import signal
 import threading
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Optional
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.errors import UserError
 from shikomi.core.jobs import Job, Stage
 from shikomi.core.writers import StageWriter
+from shikomi.errors import UserError
 from shikomi.text.charset import decode_html
 
 WARC_GLOBS = ("*.warc", "*.warc.gz", "*.wet", "*.wet.gz", "*.warc.wet.gz", "*.arc.gz")
@@ -80,7 +80,7 @@ def extract_trafilatura(html: str) -> str:
 EXTRACTORS = {"resiliparse": extract_resiliparse, "trafilatura": extract_trafilatura}
 
 
-def parse_warc_date(raw: Optional[str]) -> Optional[str]:
+def parse_warc_date(raw: str | None) -> str | None:
     """ISO 8601 date of the record, or None when it is missing or invalid."""
     if not raw:
         return None
@@ -93,7 +93,7 @@ def parse_warc_date(raw: Optional[str]) -> Optional[str]:
     return None
 
 
-def decode_content_encoding(body: bytes, encoding: Optional[str]) -> Optional[bytes]:
+def decode_content_encoding(body: bytes, encoding: str | None) -> bytes | None:
     """Undo gzip/deflate/br Content-Encoding; None when the body cannot be decoded.
     CommonCrawl usually stores decoded payloads but sometimes keeps the header, so a
     body that is not actually compressed is returned as it is."""
@@ -162,9 +162,18 @@ class WarcExtractor(PipelineStep):
     name = "warc extract"
     type = "📖 - READER"
 
-    def __init__(self, inputs: list[str], extractor: str = "resiliparse", source: Optional[str] = None,
-                 max_body_bytes: int = 5_000_000, timeout_s: float = 10.0, min_text_chars: int = 1,
-                 japanese_gate: bool = False, gate_title_min_score: float = 0.5, langid_model: Optional[str] = None):
+    def __init__(
+        self,
+        inputs: list[str],
+        extractor: str = "resiliparse",
+        source: str | None = None,
+        max_body_bytes: int = 5_000_000,
+        timeout_s: float = 10.0,
+        min_text_chars: int = 1,
+        japanese_gate: bool = False,
+        gate_title_min_score: float = 0.5,
+        langid_model: str | None = None,
+    ):
         super().__init__()
         self.inputs = inputs
         self.extractor = extractor
@@ -192,13 +201,13 @@ class WarcExtractor(PipelineStep):
             out.extend((inp, n) for n in sorted(names))
         return out
 
-    def _open(self, folder: str, rel: Optional[str]):
+    def _open(self, folder: str, rel: str | None):
         if rel is None:
             return open(folder, "rb")
         return get_datafolder(folder).open(rel, "rb")
 
     # -- gate --------------------------------------------------------------------------
-    def _gate(self, body: bytes, charset: Optional[str]) -> bool:
+    def _gate(self, body: bytes, charset: str | None) -> bool:
         head = body[:16384]
         if _LANG_ATTR_RE.search(head) or _META_LANG_RE.search(head):
             return True
@@ -252,7 +261,7 @@ class WarcExtractor(PipelineStep):
             if doc is not None:
                 yield doc
 
-    def _record_to_doc(self, record, rtype: str, source: str, extract) -> Optional[Document]:
+    def _record_to_doc(self, record, rtype: str, source: str, extract) -> Document | None:
         h = record.headers
         url = (h.get("WARC-Target-URI") or "").strip().strip("<>").strip()
         rid = (h.get("WARC-Record-ID") or "").strip()
@@ -332,7 +341,7 @@ class WarcExtractor(PipelineStep):
                 return None
         return self._finish(doc_id, text, meta)
 
-    def _finish(self, doc_id: str, text: str, meta: dict) -> Optional[Document]:
+    def _finish(self, doc_id: str, text: str, meta: dict) -> Document | None:
         text = (text or "").strip()
         if len(text) < self.min_text_chars:
             self._skip("empty_text")
@@ -372,7 +381,7 @@ def resolve_warc_inputs(inputs: list[str]) -> list[str]:
     return out
 
 
-def build(cfg: Config, input_path: Optional[str] = None) -> Stage:
+def build(cfg: Config, input_path: str | None = None) -> Stage:
     ec = cfg.extract
     configured = [p.replace("{run_dir}", str(cfg.run_dir)) for p in ec.input]  # `{run_dir}` = the run folder
     if ec.generate_sample and not input_path:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from shikomi.config.base import Section
 from shikomi.core.rules import Rule
 
-RULES: dict[str, type["CleanRule"]] = {}
+RULES: dict[str, type[CleanRule]] = {}
 
 
 class NoParams(Section):

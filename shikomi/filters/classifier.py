@@ -16,7 +16,6 @@ import os
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Optional
 
 from pydantic import Field
 
@@ -24,14 +23,13 @@ from shikomi.config.base import Section
 from shikomi.errors import UserError
 from shikomi.filters.base import CleanRule, register
 
-
 CLASSIFIER_RULE = "quality_classifier"
 
 
 class ClassifierParams(Section):
     threshold: float = Field(0.4, ge=0, le=1, description="drop when P(good) is below this")
-    labels: Optional[str] = Field(None, description="labelled JSONL (text, label good/bad) to train on")
-    model: Optional[str] = Field(None, description="a trained fastText model instead of labels")
+    labels: str | None = Field(None, description="labelled JSONL (text, label good/bad) to train on")
+    model: str | None = Field(None, description="a trained fastText model instead of labels")
     epoch: int = Field(50, ge=1)
     lr: float = Field(0.5, gt=0)
     dim: int = Field(20, ge=2)
@@ -85,8 +83,15 @@ def train_classifier(rows: list[dict], params: ClassifierParams):
             for r in rows:
                 f.write(f"__label__{r['label']} {words(r['text'][: params.max_chars])}\n")
         return fasttext.train_supervised(
-            fn, epoch=params.epoch, lr=params.lr, dim=params.dim, wordNgrams=params.word_ngrams,
-            minCount=1, thread=1, seed=params.seed, verbose=0,
+            fn,
+            epoch=params.epoch,
+            lr=params.lr,
+            dim=params.dim,
+            wordNgrams=params.word_ngrams,
+            minCount=1,
+            thread=1,
+            seed=params.seed,
+            verbose=0,
         )
     finally:
         os.unlink(fn)

@@ -51,8 +51,14 @@ def group_labelled(rows: list[dict], n: int) -> list[dict]:
         same = [(i, r) for i, r in enumerate(rows) if r["label"] == label]
         for k in range(0, len(same), n):
             chunk = same[k : k + n]
-            docs.append({"label": label, "text": "\n".join(r["text"] for _, r in chunk),
-                         "first": chunk[0][0], "lines": [i for i, _ in chunk]})
+            docs.append(
+                {
+                    "label": label,
+                    "text": "\n".join(r["text"] for _, r in chunk),
+                    "first": chunk[0][0],
+                    "lines": [i for i, _ in chunk],
+                }
+            )
     docs.sort(key=lambda d: d["first"])
     return docs
 
@@ -89,9 +95,11 @@ def evaluate(cfg, labels_path: str, group: int = 3, folds: int = 5) -> dict:
     fold_of = {}
     if want_cv:
         notes = [n for n in notes if not n.startswith(CLASSIFIER_RULE)]
-        notes.append(f"{CLASSIFIER_RULE}: {folds}-fold cross-validation on the labels (each document scored by a model "
-                     f"trained on the other folds)")
-        for k, d in enumerate(docs):
+        notes.append(
+            f"{CLASSIFIER_RULE}: {folds}-fold cross-validation on the labels (each document scored by a model "
+            f"trained on the other folds)"
+        )
+        for k in range(len(docs)):
             fold_of[k] = k % folds
 
     def chains():
@@ -106,7 +114,9 @@ def evaluate(cfg, labels_path: str, group: int = 3, folds: int = 5) -> dict:
             train_lines = {i for k, d in enumerate(docs) if fold_of[k] != f for i in d["lines"]}
             with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
                 for i in sorted(train_lines):
-                    tmp.write(json.dumps({"text": rows[i]["text"], "label": rows[i]["label"]}, ensure_ascii=False) + "\n")
+                    tmp.write(
+                        json.dumps({"text": rows[i]["text"], "label": rows[i]["label"]}, ensure_ascii=False) + "\n"
+                    )
             c = clean.model_copy(update={"quality_labels": tmp.name, "quality_model": None})
             rules, _ = build_rules(c)
             for r in rules:
@@ -145,49 +155,73 @@ def evaluate(cfg, labels_path: str, group: int = 3, folds: int = 5) -> dict:
     for idx, name in enumerate(rule_names):
         reached = {"good": 0, "bad": 0}
         dropped = {"good": 0, "bad": 0}
-        for label, reason, outcome in results:
+        for label, _reason, outcome in results:
             if len(outcome) > idx:
                 reached[label] += 1
                 if outcome[idx] is not None:
                     dropped[label] += 1
         if name not in alone:
             continue  # transforms
-        per_rule.append({"rule": name, "reached_good": reached["good"], "reached_bad": reached["bad"],
-                         "dropped_good": dropped["good"], "dropped_bad": dropped["bad"],
-                         "alone_drop_good": alone[name]["good"] / n["good"] if n["good"] else 0.0,
-                         "alone_drop_bad": alone[name]["bad"] / n["bad"] if n["bad"] else 0.0})
+        per_rule.append(
+            {
+                "rule": name,
+                "reached_good": reached["good"],
+                "reached_bad": reached["bad"],
+                "dropped_good": dropped["good"],
+                "dropped_bad": dropped["bad"],
+                "alone_drop_good": alone[name]["good"] / n["good"] if n["good"] else 0.0,
+                "alone_drop_bad": alone[name]["bad"] / n["bad"] if n["bad"] else 0.0,
+            }
+        )
     kept_good = sum(1 for label, reason, _ in results if label == "good" and reason is None)
     kept_bad = sum(1 for label, reason, _ in results if label == "bad" and reason is None)
     kept = kept_good + kept_bad
     overall = {
-        "documents_good": n["good"], "documents_bad": n["bad"],
+        "documents_good": n["good"],
+        "documents_bad": n["bad"],
         "keep_good": kept_good / n["good"] if n["good"] else 0.0,
         "keep_bad": kept_bad / n["bad"] if n["bad"] else 0.0,
         "drop_bad": 1 - kept_bad / n["bad"] if n["bad"] else 0.0,
         "precision_kept": kept_good / kept if kept else 0.0,
         "recall_kept": kept_good / n["good"] if n["good"] else 0.0,
     }
-    return {"labels": str(labels_path), "group": group, "profile": clean.profile, "lines": len(rows),
-            "notes": notes, "rules": per_rule, "overall": overall,
-            "documents": [{"first_line": d["first"], "label": d["label"], "reject_reason": r[1]}
-                          for d, r in zip(docs, results)]}
+    return {
+        "labels": str(labels_path),
+        "group": group,
+        "profile": clean.profile,
+        "lines": len(rows),
+        "notes": notes,
+        "rules": per_rule,
+        "overall": overall,
+        "documents": [
+            {"first_line": d["first"], "label": d["label"], "reject_reason": r[1]} for d, r in zip(docs, results)
+        ],
+    }
 
 
 def format_table(res: dict) -> str:
     o = res["overall"]
-    lines = [f"clean-eval: profile '{res['profile']}' on {res['labels']} ({res['lines']} lines, "
-             f"groups of {res['group']}: {o['documents_good']} good / {o['documents_bad']} bad documents)"]
+    lines = [
+        f"clean-eval: profile '{res['profile']}' on {res['labels']} ({res['lines']} lines, "
+        f"groups of {res['group']}: {o['documents_good']} good / {o['documents_bad']} bad documents)"
+    ]
     for n in res["notes"]:
         lines.append(f"  note: {n}")
     lines.append("")
-    lines.append(f"| {'rule':<26} | good in | good dropped | bad in | bad dropped | alone: good drop | alone: bad drop |")
+    lines.append(
+        f"| {'rule':<26} | good in | good dropped | bad in | bad dropped | alone: good drop | alone: bad drop |"
+    )
     lines.append(f"|{'-' * 28}|---------|--------------|--------|-------------|------------------|-----------------|")
     for r in res["rules"]:
-        lines.append(f"| {r['rule']:<26} | {r['reached_good']:>7} | {r['dropped_good']:>12} | {r['reached_bad']:>6} | "
-                     f"{r['dropped_bad']:>11} | {r['alone_drop_good']:>16.1%} | {r['alone_drop_bad']:>15.1%} |")
+        lines.append(
+            f"| {r['rule']:<26} | {r['reached_good']:>7} | {r['dropped_good']:>12} | {r['reached_bad']:>6} | "
+            f"{r['dropped_bad']:>11} | {r['alone_drop_good']:>16.1%} | {r['alone_drop_bad']:>15.1%} |"
+        )
     lines.append("")
-    lines.append(f"good kept {o['keep_good']:.1%}, bad dropped {o['drop_bad']:.1%} "
-                 f"(bad kept {o['keep_bad']:.1%}); kept: precision {o['precision_kept']:.3f}, recall {o['recall_kept']:.3f}")
+    lines.append(
+        f"good kept {o['keep_good']:.1%}, bad dropped {o['drop_bad']:.1%} "
+        f"(bad kept {o['keep_bad']:.1%}); kept: precision {o['precision_kept']:.3f}, recall {o['recall_kept']:.3f}"
+    )
     return "\n".join(lines)
 
 

@@ -8,8 +8,6 @@ mask personal information, header/footer removal) copy the new text back.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import Field
 
 from shikomi.config.base import Section
@@ -109,8 +107,8 @@ class HeaderFooterLines(HojiCharRule):
 
 
 class LengthParams(Section):
-    min_chars: Optional[int] = Field(200, ge=0)
-    max_chars: Optional[int] = Field(50_000, ge=1)
+    min_chars: int | None = Field(200, ge=0)
+    max_chars: int | None = Field(50_000, ge=1)
 
 
 @register
@@ -208,7 +206,7 @@ class DiscardBBSComments(HojiCharRule):
 
 class NgParams(Section):
     ignore_confused: bool = Field(True, description="katakana NG words only match as whole katakana runs")
-    dict_path: Optional[str] = Field(None, description="word list (one per line); default: HojiChar's")
+    dict_path: str | None = Field(None, description="word list (one per line); default: HojiChar's")
 
 
 class _NgWords(HojiCharRule):
@@ -428,7 +426,9 @@ class WordRepetitionRatio(HojiCharRule):
         from hojichar.filters.document_filters import WordRepetitionRatioFilter
 
         return WordRepetitionRatioFilter(
-            threshold=self.params.threshold, ngram_size=self.params.ngram_size, max_parse_chars=self.params.max_parse_chars
+            threshold=self.params.threshold,
+            ngram_size=self.params.ngram_size,
+            max_parse_chars=self.params.max_parse_chars,
         )
 
     def value(self, text):

@@ -21,8 +21,8 @@ import yaml
 
 from shikomi.errors import UserError
 from shikomi.filters.base import CleanRule
-from shikomi.filters.registry import make_rule
 from shikomi.filters.classifier import CLASSIFIER_RULE
+from shikomi.filters.registry import make_rule
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
@@ -39,7 +39,9 @@ def profile_path(name: str) -> Path:
         return p
     p = PROFILES_DIR / f"{name}.yaml"
     if not p.is_file():
-        raise UserError(f"unknown clean profile '{name}'; built-in: {', '.join(builtin_profiles())} (or a path to a YAML)")
+        raise UserError(
+            f"unknown clean profile '{name}'; built-in: {', '.join(builtin_profiles())} (or a path to a YAML)"
+        )
     return p
 
 
@@ -58,7 +60,7 @@ def load_profile(name: str) -> list[tuple[str, dict]]:
         if isinstance(item, str):
             out.append((item, {}))
         elif isinstance(item, dict) and len(item) == 1:
-            (rule, params), = item.items()
+            ((rule, params),) = item.items()
             if params is not None and not isinstance(params, dict):
                 raise UserError(f"{p}: parameters of rule '{rule}' must be a mapping, got {params!r}")
             out.append((rule, dict(params or {})))

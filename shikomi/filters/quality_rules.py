@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+
 from pydantic import Field, model_validator
 
 from shikomi.config.base import Section
@@ -191,7 +192,11 @@ class NgWordCharRatio(CleanRule):
         if other:
             parts.append("|".join(other))
         if kata:
-            parts.append(rf"(?<![ァ-ヴー])(?:{'|'.join(kata)})(?![ァ-ヴー])" if self.params.katakana_whole_word else "|".join(kata))
+            parts.append(
+                rf"(?<![ァ-ヴー])(?:{'|'.join(kata)})(?![ァ-ヴー])"
+                if self.params.katakana_whole_word
+                else "|".join(kata)
+            )
         self._h_pat = re.compile("|".join(parts)) if parts else None
 
     def check(self, doc):
@@ -285,9 +290,7 @@ class TopCharNgram(CleanRule):
 
 
 class DupNgramParams(Section):
-    limits: dict[int, float] = Field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
-    )
+    limits: dict[int, float] = Field(default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
     min_chars: int = Field(100, ge=0, description="skip texts with fewer non-space characters (too few to judge)")
 
 
@@ -330,7 +333,9 @@ class DuplicateCharNgrams(CleanRule):
 class ZlibParams(Section):
     min: float = Field(0.30, ge=0, le=2)
     max: float = Field(0.70, ge=0, le=2)
-    min_bytes: int = Field(1000, ge=0, description="skip texts shorter than this many UTF-8 bytes (short texts compress poorly)")
+    min_bytes: int = Field(
+        1000, ge=0, description="skip texts shorter than this many UTF-8 bytes (short texts compress poorly)"
+    )
 
 
 @register

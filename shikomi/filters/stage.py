@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from shikomi.config import Config
 from shikomi.core.documents import reader_for
-from shikomi.core.rules import CountIn
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.rules import CountIn
 from shikomi.core.writers import StageWriter
 from shikomi.filters.profile import build_rules
 
@@ -28,7 +28,14 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         print(f"[clean] note: {n}")
     tasks = clean.tasks or cfg.executor.tasks
     pipeline = [reader_for(src), CountIn(), *rules, StageWriter(out_dir, write_rejected=clean.write_rejected)]
-    profile = {"profile": clean.profile, "rules": [{"rule": r.rule, **r.params.model_dump()} for r in rules],
-               "notes": notes}
-    return Stage(name=STAGE, out_dir=out_dir, jobs=[Job("clean", pipeline, tasks=tasks)],
-                 extras=lambda _out: {"clean_profile": profile})
+    profile = {
+        "profile": clean.profile,
+        "rules": [{"rule": r.rule, **r.params.model_dump()} for r in rules],
+        "notes": notes,
+    }
+    return Stage(
+        name=STAGE,
+        out_dir=out_dir,
+        jobs=[Job("clean", pipeline, tasks=tasks)],
+        extras=lambda _out: {"clean_profile": profile},
+    )

@@ -5,16 +5,15 @@ documents below the score threshold (cc_net: 0.5), go to `langid/rejected/`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.core.writers import DocWriter
 from shikomi.core.documents import reader_for
-from shikomi.core.rules import CountIn, Rule, count_route
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.rules import CountIn, Rule, count_route
+from shikomi.core.writers import DocWriter
 
 N_BINS = 10
 
@@ -27,8 +26,15 @@ class LanguageRule(Rule):
     name = "language id"
     rule = "language"
 
-    def __init__(self, languages: list[str], threshold: float, thresholds: dict[str, float], model: Optional[str],
-                 max_chars: int = 10_000, kana_guard: bool = True):
+    def __init__(
+        self,
+        languages: list[str],
+        threshold: float,
+        thresholds: dict[str, float],
+        model: str | None,
+        max_chars: int = 10_000,
+        kana_guard: bool = True,
+    ):
         super().__init__()
         self.languages = list(languages)
         self.threshold = threshold
@@ -47,7 +53,9 @@ class LanguageRule(Rule):
         doc.metadata["language"] = lang
         doc.metadata["language_score"] = round(score, 4)
         self.stat_update(f"lang/{lang}")
-        self.stat_update(f"score_bin/{lang if lang in self.languages else 'other'}/{min(N_BINS - 1, int(score * N_BINS))}")
+        self.stat_update(
+            f"score_bin/{lang if lang in self.languages else 'other'}/{min(N_BINS - 1, int(score * N_BINS))}"
+        )
         if lang not in self.languages:
             return "language", lang
         if score < self.thresholds.get(lang, self.threshold):
@@ -112,7 +120,7 @@ def langid_extras(out_dir: str) -> dict:
     }
 
 
-def build(cfg: Config, input_path: Optional[str] = None) -> Stage:
+def build(cfg: Config, input_path: str | None = None) -> Stage:
     lc = cfg.langid
     src = input_path or lc.input or str(cfg.stage_dir("extract"))
     out = str(cfg.stage_dir("langid"))

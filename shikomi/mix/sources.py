@@ -21,16 +21,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Optional
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from shikomi.config.mix import MixSource
-from shikomi.errors import UserError
 from shikomi.core.documents import _is_remote, resolve_input
 from shikomi.core.rules import Rule
+from shikomi.errors import UserError
 
 DEFAULT_GLOBS = {
     "jsonl": "**/*.jsonl*",
@@ -153,7 +152,7 @@ def strip_gutenberg(text: str) -> str:
     """The book between Project Gutenberg's START and END markers (all of it without them)."""
     m = _PG_START.search(text)
     if m:
-        text = text[m.end():]
+        text = text[m.end() :]
     m = _PG_END.search(text)
     if m:
         text = text[: m.start()]
@@ -265,7 +264,7 @@ def rules_for_source(src: MixSource) -> list:
     return rules
 
 
-def resolve_source_path(src: MixSource, default_ja: Optional[str], run_dir: str = "") -> str:
+def resolve_source_path(src: MixSource, default_ja: str | None, run_dir: str = "") -> str:
     """The input path of a source; `{run_dir}` in it stands for the run folder."""
     if src.path:
         return src.path.replace("{run_dir}", str(run_dir))

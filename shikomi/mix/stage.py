@@ -24,7 +24,6 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import xxhash
@@ -32,12 +31,19 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.errors import UserError
-from shikomi.core.writers import DocWriter
-from shikomi.core.rules import REJECT_KEY, CountIn, count_route, reject
-from shikomi.core.jobs import Job, Stage
 from shikomi.core.files import write_json_atomic
-from shikomi.mix.sources import has_files, reader_for_source, resolve_source_path, rules_for_source, source_label, source_path_exists
+from shikomi.core.jobs import Job, Stage
+from shikomi.core.rules import REJECT_KEY, CountIn, count_route, reject
+from shikomi.core.writers import DocWriter
+from shikomi.errors import UserError
+from shikomi.mix.sources import (
+    has_files,
+    reader_for_source,
+    resolve_source_path,
+    rules_for_source,
+    source_label,
+    source_path_exists,
+)
 
 NOT_SAMPLED = "not_sampled"
 
@@ -51,7 +57,7 @@ class TokenCounter:
     """Tokens of a document, EOS included: exact with a SentencePiece model, else
     ceil(characters / chars_per_token) + 1."""
 
-    def __init__(self, model: Optional[str], chars_per_token: float):
+    def __init__(self, model: str | None, chars_per_token: float):
         self.model = model
         self.chars_per_token = chars_per_token
         self._sp = None
@@ -112,8 +118,14 @@ class CountTokens(PipelineStep):
         out = Path(self.counts_dir)
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f"{rank:05d}.tmp.npz"
-        np.savez(tmp, keys=np.asarray(keys, dtype=np.uint64), tokens=np.asarray(tokens, dtype=np.int64),
-                 chars=np.asarray(chars, dtype=np.int64), docs_in=np.int64(docs_in), chars_in=np.int64(chars_in))
+        np.savez(
+            tmp,
+            keys=np.asarray(keys, dtype=np.uint64),
+            tokens=np.asarray(tokens, dtype=np.int64),
+            chars=np.asarray(chars, dtype=np.int64),
+            docs_in=np.int64(docs_in),
+            chars_in=np.int64(chars_in),
+        )
         os.replace(tmp, out / f"{rank:05d}.npz")
         return
         yield
@@ -172,8 +184,17 @@ class PlanMix(PipelineStep):
     name = "plan mix"
     type = "🧮 - PLAN"
 
-    def __init__(self, out_dir: str, inputs: list[dict], ratios: dict[str, float], total_tokens: Optional[int],
-                 counted_with: dict, warn_epochs: float, seed: int, tasks: int):
+    def __init__(
+        self,
+        out_dir: str,
+        inputs: list[dict],
+        ratios: dict[str, float],
+        total_tokens: int | None,
+        counted_with: dict,
+        warn_epochs: float,
+        seed: int,
+        tasks: int,
+    ):
         super().__init__()
         self.out_dir = out_dir
         self.inputs = inputs
@@ -198,21 +219,36 @@ class PlanMix(PipelineStep):
             chars.append(z["chars"])
             docs_in += int(z["docs_in"])
             chars_in += int(z["chars_in"])
-        return {"keys": np.concatenate(keys), "tokens": np.concatenate(tokens), "chars": np.concatenate(chars),
-                "docs_in": docs_in, "chars_in": chars_in}
+        return {
+            "keys": np.concatenate(keys),
+            "tokens": np.concatenate(tokens),
+            "chars": np.concatenate(chars),
+            "docs_in": docs_in,
+            "chars_in": chars_in,
+        }
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if rank != 0:
             return
-        plan = make_plan(self.inputs, [self._load(i) for i in range(len(self.inputs))], self.ratios,
-                         self.total_tokens, self.warn_epochs)
+        plan = make_plan(
+            self.inputs,
+            [self._load(i) for i in range(len(self.inputs))],
+            self.ratios,
+            self.total_tokens,
+            self.warn_epochs,
+        )
         plan = {"seed": self.seed, "counted_with": self.counted_with, **plan}
         sel_dir = Path(self.out_dir) / "_plan"
         sel_dir.mkdir(parents=True, exist_ok=True)
         for inp in plan.pop("_selections"):
             tmp = sel_dir / f"{inp['index']:02d}.tmp.npz"
-            np.savez(tmp, base=np.int64(inp["base"]), threshold=np.uint64(inp["threshold"] or 0),
-                     has_threshold=np.bool_(inp["threshold"] is not None), fill=inp["fill"])
+            np.savez(
+                tmp,
+                base=np.int64(inp["base"]),
+                threshold=np.uint64(inp["threshold"] or 0),
+                has_threshold=np.bool_(inp["threshold"] is not None),
+                fill=inp["fill"],
+            )
             os.replace(tmp, sel_dir / f"{inp['index']:02d}.npz")
         write_json_atomic(Path(self.out_dir) / "plan.json", plan)
         for w in plan["warnings"]:
@@ -224,8 +260,9 @@ class PlanMix(PipelineStep):
         yield
 
 
-def make_plan(inputs: list[dict], counts: list[dict], ratios: dict[str, float], total_tokens: Optional[int],
-              warn_epochs: float) -> dict:
+def make_plan(
+    inputs: list[dict], counts: list[dict], ratios: dict[str, float], total_tokens: int | None, warn_epochs: float
+) -> dict:
     """The plan from per-input counts (pure: unit-tested on its own)."""
     norm = {k: v / sum(ratios.values()) for k, v in ratios.items()}
     groups: dict[str, list[int]] = {}
@@ -250,7 +287,9 @@ def make_plan(inputs: list[dict], counts: list[dict], ratios: dict[str, float], 
         exp_tokens = exp_docs = 0
         carry = 0.0  # what an input with coarse documents could not place goes to the next
         # coarse inputs (long documents) first: the finest one absorbs the remainder
-        by_grain = sorted(groups[g], key=lambda i: (-(counts[i]["tokens"].mean() if counts[i]["tokens"].size else 0), i))
+        by_grain = sorted(
+            groups[g], key=lambda i: (-(counts[i]["tokens"].mean() if counts[i]["tokens"].size else 0), i)
+        )
         for i in by_grain:
             c = counts[i]
             a = int(c["tokens"].sum())
@@ -260,27 +299,43 @@ def make_plan(inputs: list[dict], counts: list[dict], ratios: dict[str, float], 
             selections.append({"index": i, "base": base, "threshold": thr, "fill": fill})
             exp_tokens += et
             exp_docs += ed
-            ins.append({
-                "index": i, "label": inputs[i]["label"], "path": inputs[i]["path"], "format": inputs[i]["format"],
-                "documents_read": c["docs_in"], "chars_read": c["chars_in"],
-                "available_documents": int(c["tokens"].size), "available_chars": int(c["chars"].sum()),
-                "available_tokens": a, "target_tokens": round(target, 1), "base_epochs": base,
-                "epochs": round(et / a, 4) if a else 0.0, "expected_tokens": et, "expected_documents": ed,
-            })
+            ins.append(
+                {
+                    "index": i,
+                    "label": inputs[i]["label"],
+                    "path": inputs[i]["path"],
+                    "format": inputs[i]["format"],
+                    "documents_read": c["docs_in"],
+                    "chars_read": c["chars_in"],
+                    "available_documents": int(c["tokens"].size),
+                    "available_chars": int(c["chars"].sum()),
+                    "available_tokens": a,
+                    "target_tokens": round(target, 1),
+                    "base_epochs": base,
+                    "epochs": round(et / a, 4) if a else 0.0,
+                    "expected_tokens": et,
+                    "expected_documents": ed,
+                }
+            )
         ins.sort(key=lambda x: x["index"])
         epochs = exp_tokens / avail[g] if avail[g] else 0.0
         if epochs > warn_epochs:
             warnings.append(
                 f"mix source '{g}' is repeated {epochs:.2f} times (> {warn_epochs:g} epochs: repeated data loses "
-                f"value, Muennighoff et al. 2023); add data or lower its ratio")
+                f"value, Muennighoff et al. 2023); add data or lower its ratio"
+            )
         out_sources[g] = {
-            "weight": round(r, 6), "available_tokens": avail[g],
+            "weight": round(r, 6),
+            "available_tokens": avail[g],
             "available_documents": sum(x["available_documents"] for x in ins),
-            "target_tokens": round(target_g, 1), "expected_tokens": exp_tokens, "expected_documents": exp_docs,
-            "epochs": round(epochs, 4), "inputs": ins,
+            "target_tokens": round(target_g, 1),
+            "expected_tokens": exp_tokens,
+            "expected_documents": exp_docs,
+            "epochs": round(epochs, 4),
+            "inputs": ins,
         }
     total_exp = sum(s["expected_tokens"] for s in out_sources.values())
-    for g, s in out_sources.items():
+    for s in out_sources.values():
         s["expected_share"] = round(s["expected_tokens"] / total_exp, 6) if total_exp else 0.0
     return {
         "ratios": {g: round(v, 6) for g, v in norm.items()},
@@ -379,8 +434,15 @@ def _stats_extras(out_dir: str) -> dict:
         "chars_in": sum(x["chars_read"] for x in ins),
         "tokens_out": plan["total_tokens_expected"],
         "tokens_counted_with": plan["counted_with"].get("method"),
-        "mix": {g: {"weight": s["weight"], "epochs": s["epochs"], "expected_tokens": s["expected_tokens"],
-                    "expected_share": s["expected_share"]} for g, s in plan["sources"].items()},
+        "mix": {
+            g: {
+                "weight": s["weight"],
+                "epochs": s["epochs"],
+                "expected_tokens": s["expected_tokens"],
+                "expected_share": s["expected_share"],
+            }
+            for g, s in plan["sources"].items()
+        },
         "warnings": plan["warnings"],
     }
 
@@ -398,11 +460,13 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     if missing:
         raise UserError(
             f"mix.ratios gives a share to {', '.join(missing)} but mix.sources declares no input for "
-            f"{'it' if len(missing) == 1 else 'them'}: add sources (name, path, format) or drop the ratio")
+            f"{'it' if len(missing) == 1 else 'them'}: add sources (name, path, format) or drop the ratio"
+        )
     unknown = sorted(names - set(mc.ratios))
     if unknown:
-        raise UserError(f"mix.sources names {', '.join(unknown)} without a ratio in mix.ratios "
-                        f"(ratios: {', '.join(mc.ratios)})")
+        raise UserError(
+            f"mix.sources names {', '.join(unknown)} without a ratio in mix.ratios (ratios: {', '.join(mc.ratios)})"
+        )
 
     # how tokens are counted
     model = None
@@ -411,38 +475,64 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         if Path(cand).is_file():
             model = cand
         elif mc.count_with == "tokenizer" or mc.tokenizer:
-            raise UserError(f"mix.count_with=tokenizer but the tokenizer {cand} does not exist "
-                            f"(train it with `shikomi train-tokenizer`, or use count_with: estimate)")
+            raise UserError(
+                f"mix.count_with=tokenizer but the tokenizer {cand} does not exist "
+                f"(train it with `shikomi train-tokenizer`, or use count_with: estimate)"
+            )
     if model:
         counted_with = {"method": "tokenizer", "path": model, "sha256": _sha256(model)}
     else:
-        counted_with = {"method": "estimate", "chars_per_token": {
-            s.name: mc.chars_per_token.get(s.name, mc.default_chars_per_token) for s in mc.sources}}
+        counted_with = {
+            "method": "estimate",
+            "chars_per_token": {s.name: mc.chars_per_token.get(s.name, mc.default_chars_per_token) for s in mc.sources},
+        }
 
     inputs: list[dict] = []
     count_jobs, write_jobs = [], []
     for i, src in enumerate(mc.sources):
         path = resolve_source_path(src, default_ja if src.name == "ja" else None, str(cfg.run_dir))
         if not source_path_exists(path):
-            raise UserError(f"mix source '{src.name}': input not found: {path}"
-                            + (" (run the clean stage first, or set mix.input)" if src.name == "ja" and not src.path else ""))
+            raise UserError(
+                f"mix source '{src.name}': input not found: {path}"
+                + (" (run the clean stage first, or set mix.input)" if src.name == "ja" and not src.path else "")
+            )
         label = source_label(src, path)
         if not has_files(reader_for_source(src, path)):
-            raise UserError(f"mix source '{src.name}': no documents in {path}"
-                            + (" (did the clean stage keep any?)" if src.name == "ja" and not src.path else ""))
+            raise UserError(
+                f"mix source '{src.name}': no documents in {path}"
+                + (" (did the clean stage keep any?)" if src.name == "ja" and not src.path else "")
+            )
         inputs.append({"name": src.name, "label": label, "path": path, "format": src.format})
         cpt = mc.chars_per_token.get(src.name, mc.default_chars_per_token)
         counter = TokenCounter(model, cpt)
         jn = f"{i:02d}_{src.name}"
-        count_jobs.append(Job(f"count_{jn}", [
-            reader_for_source(src, path), CountIn(), *rules_for_source(src),
-            CountTokens(str(Path(out_dir) / "_counts" / f"{i:02d}"), i, cfg.seed, counter),
-        ], tasks=tasks))
-        write_jobs.append(Job(f"write_{jn}", [
-            reader_for_source(src, path), *rules_for_source(src), SampleCopies(out_dir, i, cfg.seed),
-            MixWriter(out_dir, src.name, i, mc.write_unsampled),
-        ], tasks=tasks))
-    plan_job = Job("plan", [PlanMix(out_dir, inputs, dict(mc.ratios), mc.total_tokens, counted_with,
-                                    mc.warn_epochs, cfg.seed, tasks)], tasks=1)
-    return Stage("mix", out_dir, [*count_jobs, plan_job, *write_jobs],
-                 extras=_stats_extras)
+        count_jobs.append(
+            Job(
+                f"count_{jn}",
+                [
+                    reader_for_source(src, path),
+                    CountIn(),
+                    *rules_for_source(src),
+                    CountTokens(str(Path(out_dir) / "_counts" / f"{i:02d}"), i, cfg.seed, counter),
+                ],
+                tasks=tasks,
+            )
+        )
+        write_jobs.append(
+            Job(
+                f"write_{jn}",
+                [
+                    reader_for_source(src, path),
+                    *rules_for_source(src),
+                    SampleCopies(out_dir, i, cfg.seed),
+                    MixWriter(out_dir, src.name, i, mc.write_unsampled),
+                ],
+                tasks=tasks,
+            )
+        )
+    plan_job = Job(
+        "plan",
+        [PlanMix(out_dir, inputs, dict(mc.ratios), mc.total_tokens, counted_with, mc.warn_epochs, cfg.seed, tasks)],
+        tasks=1,
+    )
+    return Stage("mix", out_dir, [*count_jobs, plan_job, *write_jobs], extras=_stats_extras)

@@ -21,8 +21,16 @@ def build_stage(name: str, cfg, input_path: str | None = None) -> Stage:
     return stage
 
 
-def run_one(name: str, cfg, input_path: str | None = None, *, force: bool = False, workers: int | None = None,
-            verbose: bool = False, kind: str | None = None) -> dict:
+def run_one(
+    name: str,
+    cfg,
+    input_path: str | None = None,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+    verbose: bool = False,
+    kind: str | None = None,
+) -> dict:
     """Build and run one datatrove stage, print its summary, return its stats."""
     if force:
         reset_stage(cfg.stage_dir(entry(name).folder))  # before build: a builder may check its previous output
@@ -47,8 +55,14 @@ def run_chain(cfg, names: list[str], args: argparse.Namespace) -> None:
     for name in names:
         e = entry(name)
         if e.is_stage:
-            run_one(name, cfg, None, force=getattr(args, "force", False), workers=getattr(args, "workers", None),
-                    verbose=getattr(args, "verbose", False))
+            run_one(
+                name,
+                cfg,
+                None,
+                force=getattr(args, "force", False),
+                workers=getattr(args, "workers", None),
+                verbose=getattr(args, "verbose", False),
+            )
             continue
         ns = argparse.Namespace(**vars(args))
         ns.run_dir = str(cfg.run_dir)
@@ -67,4 +81,3 @@ def run_chain_ray(cfg, names: list[str], input_path: str | None = None) -> None:
             continue
         run_one(name, cfg, input_path if first else None, kind="ray")
         first = False
-

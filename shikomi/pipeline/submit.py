@@ -39,8 +39,7 @@ def _say(msg: str) -> None:
 def _check_stage_keys(cfg, stage_names: list[str]) -> None:
     for key in cfg.executor.slurm.stages:
         if key.split("/", 1)[0] not in CHAIN:
-            raise UserError(f"executor.slurm.stages: unknown stage '{key}'; allowed: {', '.join(CHAIN)} "
-                            f"(or stage/job)")
+            raise UserError(f"executor.slurm.stages: unknown stage '{key}'; allowed: {', '.join(CHAIN)} (or stage/job)")
 
 
 def _placeholder(cfg) -> str:
@@ -66,8 +65,9 @@ def plan_stage(cfg, name: str, input_path: str | None, first: bool):
         return None, False, f"{type(first_err).__name__}: {first_err}"
 
 
-def submit_chain(cfg, stage_names: list[str], input_path: str | None = None, dry_run: bool = False,
-                 stages: dict | None = None) -> dict:
+def submit_chain(
+    cfg, stage_names: list[str], input_path: str | None = None, dry_run: bool = False, stages: dict | None = None
+) -> dict:
     """Submit the stages in order, each job after the previous one. `stages` may hold
     already built Stage objects (name -> Stage) to submit as they are."""
     _check_stage_keys(cfg, stage_names)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 MIN_KANA_SHARE = 0.05  # kanji-heavy encyclopedic Japanese still has > 10%
 MIN_KANA_SHARE_JA_LABEL = 0.01  # when the page claims a Japanese charset
@@ -32,13 +31,37 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codec
 
 # label normalisation: supersets that decode everything the label's pages contain
 _ALIASES = {
-    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "s-jis": "cp932",
-    "ms_kanji": "cp932", "windows-31j": "cp932", "cp932": "cp932", "ms932": "cp932", "csshiftjis": "cp932",
-    "euc-jp": "euc_jp", "eucjp": "euc_jp", "x-euc-jp": "euc_jp", "euc_jp": "euc_jp", "cseucpkdfmtjapanese": "euc_jp",
-    "iso-2022-jp": "iso2022_jp", "csiso2022jp": "iso2022_jp", "iso2022jp": "iso2022_jp",
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030", "gb18030": "gb18030",
-    "utf8": "utf-8", "utf-8": "utf-8", "unicode": "utf-8",
-    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "s-jis": "cp932",
+    "ms_kanji": "cp932",
+    "windows-31j": "cp932",
+    "cp932": "cp932",
+    "ms932": "cp932",
+    "csshiftjis": "cp932",
+    "euc-jp": "euc_jp",
+    "eucjp": "euc_jp",
+    "x-euc-jp": "euc_jp",
+    "euc_jp": "euc_jp",
+    "cseucpkdfmtjapanese": "euc_jp",
+    "iso-2022-jp": "iso2022_jp",
+    "csiso2022jp": "iso2022_jp",
+    "iso2022jp": "iso2022_jp",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "gb_2312-80": "gb18030",
+    "gb18030": "gb18030",
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+    "unicode": "utf-8",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
 }
 JAPANESE_CHARSETS = {"cp932", "euc_jp", "iso2022_jp"}
 
@@ -47,11 +70,11 @@ JAPANESE_CHARSETS = {"cp932", "euc_jp", "iso2022_jp"}
 class Decoded:
     text: str
     charset: str  # the codec used
-    declared: Optional[str]  # what the header/meta said (normalised), if anything
+    declared: str | None  # what the header/meta said (normalised), if anything
     method: str  # bom | iso2022 | utf8 | japanese | declared | detected | lossy | ascii
 
 
-def normalise_label(label: Optional[str]) -> Optional[str]:
+def normalise_label(label: str | None) -> str | None:
     if not label:
         return None
     lab = label.strip().strip("\"'").lower()
@@ -63,12 +86,12 @@ def normalise_label(label: Optional[str]) -> Optional[str]:
         return None
 
 
-def meta_charset(body: bytes) -> Optional[str]:
+def meta_charset(body: bytes) -> str | None:
     m = _META_RE.search(body[:8192])
     return m.group(1).decode("ascii", "ignore") if m else None
 
 
-def _strict(body: bytes, codec: str) -> Optional[str]:
+def _strict(body: bytes, codec: str) -> str | None:
     """Strict decode; a multibyte sequence cut off at the very end (CommonCrawl
     truncates large payloads) is dropped rather than failing the whole page."""
     try:
@@ -100,7 +123,7 @@ def kana_share(text: str) -> float:
     return (len(_KANA_RE.findall(t)) - 2 * len(_HALF_KATA_RE.findall(t))) / non_ascii
 
 
-def decode_html(body: bytes, http_charset: Optional[str] = None) -> Decoded:
+def decode_html(body: bytes, http_charset: str | None = None) -> Decoded:
     declared = normalise_label(http_charset) or normalise_label(meta_charset(body))
     for bom, codec in _BOMS:
         if body.startswith(bom):

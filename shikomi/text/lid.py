@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 from shikomi.errors import UserError
 
@@ -36,7 +35,7 @@ def cjk_count(text: str) -> int:
 class FastTextLID:
     """predict(text) -> (language, score) on text normalised to one line."""
 
-    def __init__(self, model_path: Optional[str] = None, max_chars: int = 0, kana_guard: bool = True):
+    def __init__(self, model_path: str | None = None, max_chars: int = 0, kana_guard: bool = True):
         import fasttext
 
         path = model_path or default_model_path()

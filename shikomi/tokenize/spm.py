@@ -107,11 +107,16 @@ def export_hf(model_path: str | Path, dest: str | Path) -> Path:
     conf = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": 1_000_000_000,
-        "bos_token": SPECIALS["bos"][1], "eos_token": SPECIALS["eos"][1],
-        "unk_token": SPECIALS["unk"][1], "pad_token": SPECIALS["pad"][1],
-        "add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False,
+        "bos_token": SPECIALS["bos"][1],
+        "eos_token": SPECIALS["eos"][1],
+        "unk_token": SPECIALS["unk"][1],
+        "pad_token": SPECIALS["pad"][1],
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
     }
     (dest / "tokenizer_config.json").write_text(json.dumps(conf, indent=2) + "\n")
-    (dest / "special_tokens_map.json").write_text(json.dumps(
-        {k + "_token": v[1] for k, v in SPECIALS.items()}, indent=2) + "\n")
+    (dest / "special_tokens_map.json").write_text(
+        json.dumps({k + "_token": v[1] for k, v in SPECIALS.items()}, indent=2) + "\n"
+    )
     return dest

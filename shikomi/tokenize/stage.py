@@ -29,7 +29,6 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import xxhash
@@ -37,13 +36,12 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.errors import UserError
-from shikomi.core.writers import DocWriter
 from shikomi.core.documents import input_files, read_documents
-from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
-from shikomi.core.files import sha256_file
+from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
-from shikomi.core.files import write_json_atomic
+from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
+from shikomi.core.writers import DocWriter
+from shikomi.errors import UserError
 
 PARTS = "_parts"
 MERGED = "MERGED"
@@ -98,8 +96,11 @@ def iter_batches(files: list[str], batch_docs: int):
                 sources, epochs = [None] * n, [0] * n
                 if "metadata" in cols:
                     meta = b.column("metadata")
-                    fields = {meta.type.field(i).name for i in range(meta.type.num_fields)} \
-                        if hasattr(meta.type, "num_fields") else set()
+                    fields = (
+                        {meta.type.field(i).name for i in range(meta.type.num_fields)}
+                        if hasattr(meta.type, "num_fields")
+                        else set()
+                    )
                     if "source" in fields:
                         sources = meta.field("source").to_pylist()
                     if "epoch" in fields:
@@ -110,12 +111,20 @@ def iter_batches(files: list[str], batch_docs: int):
             for doc in read_documents(f):
                 batch.append(doc)
                 if len(batch) >= batch_docs:
-                    yield ([d.id for d in batch], [d.text for d in batch], [d.metadata.get("source") for d in batch],
-                           [int(d.metadata.get("epoch", 0) or 0) for d in batch])
+                    yield (
+                        [d.id for d in batch],
+                        [d.text for d in batch],
+                        [d.metadata.get("source") for d in batch],
+                        [int(d.metadata.get("epoch", 0) or 0) for d in batch],
+                    )
                     batch = []
             if batch:
-                yield ([d.id for d in batch], [d.text for d in batch], [d.metadata.get("source") for d in batch],
-                       [int(d.metadata.get("epoch", 0) or 0) for d in batch])
+                yield (
+                    [d.id for d in batch],
+                    [d.text for d in batch],
+                    [d.metadata.get("source") for d in batch],
+                    [int(d.metadata.get("epoch", 0) or 0) for d in batch],
+                )
 
 
 class EncodeToParts(PipelineStep):
@@ -201,7 +210,7 @@ def first_fit(lengths: np.ndarray, target: float, max_fill: int = 100_000) -> np
     return keep
 
 
-def plan_ratios(plan_path: Optional[Path]) -> dict[str, float]:
+def plan_ratios(plan_path: Path | None) -> dict[str, float]:
     if plan_path is None or not plan_path.is_file():
         return {}
     plan = json.loads(plan_path.read_text(encoding="utf-8"))
@@ -215,8 +224,9 @@ def _deviation(tokens: dict[str, int], p: dict[str, float]) -> float:
     return max(abs(tokens[s] / total - p[s]) / p[s] for s in p)
 
 
-def balance(lengths: dict[str, np.ndarray], planned: dict[str, float], tol: float,
-            max_rounds: int = 8) -> dict[str, Optional[np.ndarray]]:
+def balance(
+    lengths: dict[str, np.ndarray], planned: dict[str, float], tol: float, max_rounds: int = 8
+) -> dict[str, np.ndarray | None]:
     """Masks of the documents (in shuffled order) kept per source so that each source's
     share of the tokens is within `tol` (relative) of the plan; None: keep all.
 
@@ -232,7 +242,7 @@ def balance(lengths: dict[str, np.ndarray], planned: dict[str, float], tol: floa
     if _deviation(tokens, p) <= tol:
         return {s: None for s in lengths}
     total = min(tokens[s] / p[s] for s in common)
-    best: dict[str, Optional[np.ndarray]] = {s: None for s in lengths}
+    best: dict[str, np.ndarray | None] = {s: None for s in lengths}
     best_dev = _deviation(tokens, p)
     for _ in range(max_rounds):
         masks = dict(best)
@@ -256,7 +266,7 @@ class MergeShards(PipelineStep):
     name = "shard write"
     type = "💽 - WRITER"
 
-    def __init__(self, out_dir: str, model: str, tasks: int, seed: int, tc: dict, plan_path: Optional[str]):
+    def __init__(self, out_dir: str, model: str, tasks: int, seed: int, tc: dict, plan_path: str | None):
         super().__init__()
         self.out_dir = out_dir
         self.model = model
@@ -322,18 +332,29 @@ class MergeShards(PipelineStep):
         val_set = set(int(x) for x in val_pos)
         repeats = np.asarray([i for i, d in enumerate(ids) if d in val_ids and i not in val_set], dtype=np.int64)
         h, pre = xxhash.xxh64_intdigest, f"{self.seed}\x00shuffle\x00{src}\x00"
-        keys = np.fromiter((h(f"{pre}{ids[i]}\x00{epochs[i]}") for i in train_pos), dtype=np.uint64,
-                           count=train_pos.size)
+        keys = np.fromiter(
+            (h(f"{pre}{ids[i]}\x00{epochs[i]}") for i in train_pos), dtype=np.uint64, count=train_pos.size
+        )
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
         if sk.size > 1 and bool(np.any(sk[1:] == sk[:-1])):
             # equal hashes: order those by (id, epoch) so the order never depends on tasks
-            order = np.asarray(sorted(range(train_pos.size), key=lambda k: (int(keys[k]), ids[train_pos[k]],
-                                                                             epochs[train_pos[k]])), dtype=np.int64)
+            order = np.asarray(
+                sorted(range(train_pos.size), key=lambda k: (int(keys[k]), ids[train_pos[k]], epochs[train_pos[k]])),
+                dtype=np.int64,
+            )
         train_pos = train_pos[order]
         starts = np.concatenate([np.asarray(r.offsets, dtype=np.int64) // r.dtype.itemsize for r, _ in parts])
-        arrays = {"part": part_no, "seq": seq_no, "start": starts, "len": lengths, "ids": ids, "epochs": epochs,
-                  "chars": np.asarray(chars, dtype=np.int64), "val_repeats": repeats}
+        arrays = {
+            "part": part_no,
+            "seq": seq_no,
+            "start": starts,
+            "len": lengths,
+            "ids": ids,
+            "epochs": epochs,
+            "chars": np.asarray(chars, dtype=np.int64),
+            "val_repeats": repeats,
+        }
         return arrays, val_pos, train_pos
 
     def _write(self, src: str, split: str, parts: list, arr: dict, pos: np.ndarray, dtype) -> list[dict]:
@@ -356,7 +377,7 @@ class MergeShards(PipelineStep):
             rel = f"{src}/{split}_{n:05d}"
             sel = pos[a:b]
             w = ShardWriter(out / rel, dtype)
-            chunks = [tokens[arr["part"][k]][arr["start"][k]:arr["start"][k] + arr["len"][k]] for k in sel]
+            chunks = [tokens[arr["part"][k]][arr["start"][k] : arr["start"][k] + arr["len"][k]] for k in sel]
             w.add_many(np.concatenate(chunks) if chunks else np.zeros(0, dtype), arr["len"][sel])
             w.close()
             with open(out / f"{rel}.ids.jsonl.tmp", "w", encoding="utf-8") as f:
@@ -365,11 +386,18 @@ class MergeShards(PipelineStep):
             self.stat_update("docs_out", value=int(sel.size))
             self.stat_update("chars_out", value=int(arr["chars"][sel].sum()))
             self.stat_update("tokens_out", value=w.tokens)
-            shards.append({
-                "path": rel, "sha256": sha256_file(out / f"{rel}.bin"), "idx_sha256": sha256_file(out / f"{rel}.idx"),
-                "documents": w.documents, "tokens": w.tokens, "source": src, "split": split,
-                "ids_path": f"{rel}.ids.jsonl",
-            })
+            shards.append(
+                {
+                    "path": rel,
+                    "sha256": sha256_file(out / f"{rel}.bin"),
+                    "idx_sha256": sha256_file(out / f"{rel}.idx"),
+                    "documents": w.documents,
+                    "tokens": w.tokens,
+                    "source": src,
+                    "split": split,
+                    "ids_path": f"{rel}.ids.jsonl",
+                }
+            )
         return shards
 
     # ---------------------------------------------------------------- run
@@ -395,8 +423,11 @@ class MergeShards(PipelineStep):
         splits = {src: self._split(src, per_source[src]) for src in sorted(per_source)}
         planned = plan_ratios(Path(self.plan_path)) if self.plan_path else {}
         lengths = {src: a["len"][tp] for src, (a, _, tp) in splits.items()}
-        masks = balance(lengths, planned, self.tc["balance_tolerance"]) if self.tc["balance"] else \
-            {s: None for s in lengths}
+        masks = (
+            balance(lengths, planned, self.tc["balance_tolerance"])
+            if self.tc["balance"]
+            else {s: None for s in lengths}
+        )
 
         manifest_shards: list[dict] = []
         summary: dict[str, dict] = {}
@@ -417,16 +448,26 @@ class MergeShards(PipelineStep):
                     for i in positions:
                         toks = parts[int(arr["part"][i])][0][int(arr["seq"][i])]
                         text = sp.decode([int(t) for t in toks[:-1]])
-                        doc = Document(text=text, id=arr["ids"][i], metadata={
-                            "source": src, "epoch": arr["epochs"][i], "tokens": int(arr["len"][i]),
-                            "reject_reason": reason})
+                        doc = Document(
+                            text=text,
+                            id=arr["ids"][i],
+                            metadata={
+                                "source": src,
+                                "epoch": arr["epochs"][i],
+                                "tokens": int(arr["len"][i]),
+                                "reject_reason": reason,
+                            },
+                        )
                         rejected.write(doc, 0)
                         self.stat_update(f"dropped/{reason}")
                         self.stat_update(f"dropped_chars/{reason}", value=len(text))
                 summary[src] = {
-                    "train_documents": int(train_pos.size), "train_tokens": int(arr["len"][train_pos].sum()),
-                    "val_documents": int(val_pos.size), "val_tokens": int(arr["len"][val_pos].sum()),
-                    "trimmed_documents": int(trimmed.size), "trimmed_tokens": int(arr["len"][trimmed].sum()),
+                    "train_documents": int(train_pos.size),
+                    "train_tokens": int(arr["len"][train_pos].sum()),
+                    "val_documents": int(val_pos.size),
+                    "val_tokens": int(arr["len"][val_pos].sum()),
+                    "trimmed_documents": int(trimmed.size),
+                    "trimmed_tokens": int(arr["len"][trimmed].sum()),
                     "val_repeats_dropped": int(arr["val_repeats"].size),
                 }
         total_train = sum(s["train_tokens"] for s in summary.values())
@@ -439,16 +480,24 @@ class MergeShards(PipelineStep):
 
         model = Path(self.model)
         manifest = {
-            "tokenizer": {"path": os.path.relpath(model.resolve(), out.resolve()), "sha256": sha256_file(model),
-                          "vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id()},
+            "tokenizer": {
+                "path": os.path.relpath(model.resolve(), out.resolve()),
+                "sha256": sha256_file(model),
+                "vocab_size": sp.get_piece_size(),
+                "eos_id": sp.eos_id(),
+            },
             "dtype": np.dtype(dtype).name,
             "seed": self.seed,
             "shards": manifest_shards,
             "sources": summary,
-            "balance": {"enabled": bool(self.tc["balance"]), "tolerance": self.tc["balance_tolerance"],
-                        "trimmed": any(m is not None for m in masks.values()),
-                        "plan": os.path.relpath(Path(self.plan_path).resolve(), out.resolve())
-                        if self.plan_path and Path(self.plan_path).is_file() else None},
+            "balance": {
+                "enabled": bool(self.tc["balance"]),
+                "tolerance": self.tc["balance_tolerance"],
+                "trimmed": any(m is not None for m in masks.values()),
+                "plan": os.path.relpath(Path(self.plan_path).resolve(), out.resolve())
+                if self.plan_path and Path(self.plan_path).is_file()
+                else None,
+            },
         }
         write_json_atomic(out / "manifest.json", manifest)
         (parts_root / MERGED).write_text("ok\n")
@@ -466,8 +515,12 @@ def _extras(out_dir: str) -> dict:
     if not p.exists():
         return {}
     m = json.loads(p.read_text(encoding="utf-8"))
-    return {"tokens_out": sum(s["tokens"] for s in m["shards"]), "dtype": m["dtype"], "sources": m["sources"],
-            "shards": len(m["shards"])}
+    return {
+        "tokens_out": sum(s["tokens"] for s in m["shards"]),
+        "dtype": m["dtype"],
+        "sources": m["sources"],
+        "shards": len(m["shards"]),
+    }
 
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
@@ -477,13 +530,18 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         raise UserError(f"tokenize: input not found: {src} (run the mix stage first, or pass --input)")
     model = tc.tokenizer or str(cfg.stage_dir("tokenizer") / "tokenizer.model")
     if not Path(model).is_file():
-        raise UserError(f"tokenize: tokenizer not found: {model} (run `shikomi train-tokenizer`, or set tokenize.tokenizer)")
+        raise UserError(
+            f"tokenize: tokenizer not found: {model} (run `shikomi train-tokenizer`, or set tokenize.tokenizer)"
+        )
     out_dir = str(cfg.stage_dir("tokenize"))
     tasks = tc.tasks or cfg.executor.tasks
     plan = Path(src) / "plan.json"
     if not input_files(src):
         raise UserError(f"tokenize: no documents in {src}")
     encode = Job("encode", [EncodeToParts(out_dir, model, src, tc.batch_docs)], tasks=tasks)
-    merge = Job("merge", [MergeShards(out_dir, model, tasks, cfg.seed, tc.model_dump(),
-                                      str(plan) if plan.is_file() else None)], tasks=1)
+    merge = Job(
+        "merge",
+        [MergeShards(out_dir, model, tasks, cfg.seed, tc.model_dump(), str(plan) if plan.is_file() else None)],
+        tasks=1,
+    )
     return Stage("tokenize", out_dir, [encode, merge], extras=_extras)

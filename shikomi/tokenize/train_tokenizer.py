@@ -30,10 +30,10 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.errors import UserError
 from shikomi.core.documents import input_files, read_documents, resolve_input
-from shikomi.core.jobs import Job, Stage
 from shikomi.core.files import write_json_atomic
+from shikomi.core.jobs import Job, Stage
+from shikomi.errors import UserError
 from shikomi.tokenize.spm import SPECIALS, export_hf, training_lines
 
 
@@ -141,10 +141,13 @@ class TrainTokenizer(PipelineStep):
         for s in st["by_source"].values():
             s["share_of_bytes"] = round(s["bytes"] / st["bytes"], 4)
         self.stat_update("sample_lines", value=st["lines"])
-        print(f"[tokenizer] sample: {st['documents']:,} documents, {st['lines']:,} lines, "
-              f"{st['bytes'] / 1e6:.1f} MB ({rate:.1%} of the mix); SentencePiece uses {used:,} lines "
-              f"(input_sentence_size={t['input_sentence_size']:,}); lines split to fit "
-              f"max_sentence_length={max_bytes}: {st['lines_split']:,}", flush=True)
+        print(
+            f"[tokenizer] sample: {st['documents']:,} documents, {st['lines']:,} lines, "
+            f"{st['bytes'] / 1e6:.1f} MB ({rate:.1%} of the mix); SentencePiece uses {used:,} lines "
+            f"(input_sentence_size={t['input_sentence_size']:,}); lines split to fit "
+            f"max_sentence_length={max_bytes}: {st['lines_split']:,}",
+            flush=True,
+        )
 
         # 3: train
         import sentencepiece as spm
@@ -152,25 +155,38 @@ class TrainTokenizer(PipelineStep):
         spm.set_random_generator_seed(self.seed)
         buf = io.BytesIO()
         kwargs = dict(
-            model_type=t["model_type"], vocab_size=t["vocab_size"], character_coverage=t["character_coverage"],
-            byte_fallback=t["byte_fallback"], split_digits=t["split_digits"],
+            model_type=t["model_type"],
+            vocab_size=t["vocab_size"],
+            character_coverage=t["character_coverage"],
+            byte_fallback=t["byte_fallback"],
+            split_digits=t["split_digits"],
             normalization_rule_name="identity" if t["normalization"] == "identity" else "nfkc",
-            remove_extra_whitespaces=False, add_dummy_prefix=False,
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=False,
             allow_whitespace_only_pieces=t["allow_whitespace_only_pieces"],
-            max_sentencepiece_length=t["max_sentencepiece_length"], max_sentence_length=max_bytes,
-            input_sentence_size=t["input_sentence_size"], shuffle_input_sentence=True,
-            num_threads=t["num_threads"], hard_vocab_limit=t["hard_vocab_limit"],
-            unk_id=SPECIALS["unk"][0], bos_id=SPECIALS["bos"][0], eos_id=SPECIALS["eos"][0],
-            pad_id=SPECIALS["pad"][0], unk_piece=SPECIALS["unk"][1], bos_piece=SPECIALS["bos"][1],
-            eos_piece=SPECIALS["eos"][1], pad_piece=SPECIALS["pad"][1],
+            max_sentencepiece_length=t["max_sentencepiece_length"],
+            max_sentence_length=max_bytes,
+            input_sentence_size=t["input_sentence_size"],
+            shuffle_input_sentence=True,
+            num_threads=t["num_threads"],
+            hard_vocab_limit=t["hard_vocab_limit"],
+            unk_id=SPECIALS["unk"][0],
+            bos_id=SPECIALS["bos"][0],
+            eos_id=SPECIALS["eos"][0],
+            pad_id=SPECIALS["pad"][0],
+            unk_piece=SPECIALS["unk"][1],
+            bos_piece=SPECIALS["bos"][1],
+            eos_piece=SPECIALS["eos"][1],
+            pad_piece=SPECIALS["pad"][1],
         )
         log = out / "logs" / "sentencepiece.log"
         t0 = time.time()
         with self.track_time("train"), open(sample, encoding="utf-8") as f:
             try:
                 with _StderrToFile(log):
-                    spm.SentencePieceTrainer.train(sentence_iterator=(x.rstrip("\n") for x in f),
-                                                   model_writer=buf, **kwargs)
+                    spm.SentencePieceTrainer.train(
+                        sentence_iterator=(x.rstrip("\n") for x in f), model_writer=buf, **kwargs
+                    )
             except RuntimeError as e:
                 raise UserError(_explain(str(e), t)) from None
         st["train_s"] = round(time.time() - t0, 2)
@@ -188,11 +204,18 @@ class TrainTokenizer(PipelineStep):
                 f.write(f"{sp.id_to_piece(i)}\t{sp.get_score(i):.6g}\n")
         export_hf(model, out / "hf")
         meta = {
-            "type": "sentencepiece", "model": "tokenizer.model", "hf": "hf",
+            "type": "sentencepiece",
+            "model": "tokenizer.model",
+            "hf": "hf",
             "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
-            "vocab_size": sp.get_piece_size(), "requested_vocab_size": t["vocab_size"],
-            "unk_id": sp.unk_id(), "bos_id": sp.bos_id(), "eos_id": sp.eos_id(), "pad_id": sp.pad_id(),
-            "seed": self.seed, "input": self.input_path,
+            "vocab_size": sp.get_piece_size(),
+            "requested_vocab_size": t["vocab_size"],
+            "unk_id": sp.unk_id(),
+            "bos_id": sp.bos_id(),
+            "eos_id": sp.eos_id(),
+            "pad_id": sp.pad_id(),
+            "seed": self.seed,
+            "input": self.input_path,
             "settings": {k: v for k, v in kwargs.items() if not k.endswith("_piece")},
             "sample": st,
         }
@@ -207,12 +230,16 @@ class TrainTokenizer(PipelineStep):
 def _explain(msg: str, t: dict) -> str:
     m = re.search(r"Vocabulary size (?:is )?too high \((\d+)\)\. Please set it to a value <= (\d+)", msg)
     if m:
-        return (f"tokenizer.vocab_size={m.group(1)} is more than this sample supports (at most {m.group(2)}): "
-                f"lower tokenizer.vocab_size, add data, or set tokenizer.hard_vocab_limit: false")
+        return (
+            f"tokenizer.vocab_size={m.group(1)} is more than this sample supports (at most {m.group(2)}): "
+            f"lower tokenizer.vocab_size, add data, or set tokenizer.hard_vocab_limit: false"
+        )
     m = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", msg)
     if m:
-        return (f"tokenizer.vocab_size={m.group(1)} is below the {m.group(2)} characters the sample needs at "
-                f"character_coverage={t['character_coverage']}: raise vocab_size or lower character_coverage")
+        return (
+            f"tokenizer.vocab_size={m.group(1)} is below the {m.group(2)} characters the sample needs at "
+            f"character_coverage={t['character_coverage']}: raise vocab_size or lower character_coverage"
+        )
     return f"SentencePiece training failed: {msg.splitlines()[0] if msg else msg}"
 
 
@@ -222,10 +249,24 @@ def _extras(out_dir: str) -> dict:
         return {}
     meta = json.loads(p.read_text(encoding="utf-8"))
     s = meta["sample"]
-    return {"documents_in": s["documents_in"], "documents_out": s["documents"], "vocab_size": meta["vocab_size"],
-            "sample": {k: s[k] for k in ("documents", "bytes", "lines", "lines_used", "lines_split",
-                                        "lines_over_max_sentence_length", "sentencepiece_skipped_too_long",
-                                        "by_source")}}
+    return {
+        "documents_in": s["documents_in"],
+        "documents_out": s["documents"],
+        "vocab_size": meta["vocab_size"],
+        "sample": {
+            k: s[k]
+            for k in (
+                "documents",
+                "bytes",
+                "lines",
+                "lines_used",
+                "lines_split",
+                "lines_over_max_sentence_length",
+                "sentencepiece_skipped_too_long",
+                "by_source",
+            )
+        },
+    }
 
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:

@@ -91,8 +91,10 @@ def language_sources(cfg: Config) -> list[dict]:
         out.append(d)
     missing = [lang for lang in ms.languages if not any(d["name"] == lang for d in out)]
     if missing:
-        raise UserError(f"experiment.mix_scaling.languages lists {', '.join(missing)} but mix.sources has no input "
-                        f"named so: add a source (name, path, format) for each language")
+        raise UserError(
+            f"experiment.mix_scaling.languages lists {', '.join(missing)} but mix.sources has no input "
+            f"named so: add a source (name, path, format) for each language"
+        )
     return out
 
 
@@ -108,8 +110,10 @@ def run_upstream(cfg: Config, sources: list[dict]) -> None:
     if not cfg.experiment.mix_scaling.run_upstream:
         missing = [s for s in UPSTREAM[: needed + 1] if not (cfg.stage_dir(s) / "stats.json").is_file()]
         if missing:
-            raise UserError(f"the language sources read {cfg.run_dir}/{UPSTREAM[needed]}, but stages {missing} have not "
-                            f"run: run them (shikomi run --stages ...) or set experiment.mix_scaling.run_upstream: true")
+            raise UserError(
+                f"the language sources read {cfg.run_dir}/{UPSTREAM[needed]}, but stages {missing} have not "
+                f"run: run them (shikomi run --stages ...) or set experiment.mix_scaling.run_upstream: true"
+            )
         return
     for stage in UPSTREAM[: needed + 1]:
         run_if_missing(stage, cfg)
@@ -120,9 +124,14 @@ def data_config(cfg: Config, root: Path, sources: list[dict]) -> Config:
     ms = cfg.experiment.mix_scaling
     d = cfg.model_dump(mode="json")
     d["run_dir"] = str(root)
-    d["mix"].update(sources=sources, ratios={lang: 1.0 for lang in ms.languages}, input=None, tokenizer=None,
-                    count_with="estimate",
-                    total_tokens=ms.pool_tokens * len(ms.languages) if ms.pool_tokens else None)
+    d["mix"].update(
+        sources=sources,
+        ratios={lang: 1.0 for lang in ms.languages},
+        input=None,
+        tokenizer=None,
+        count_with="estimate",
+        total_tokens=ms.pool_tokens * len(ms.languages) if ms.pool_tokens else None,
+    )
     d["tokenizer"]["input"] = None
     d["tokenize"].update(input=None, tokenizer=None, balance=True)
     return Config.model_validate(d)
@@ -169,12 +178,18 @@ def condition_folders(token_dir: Path, out: Path, ms) -> dict[str, Path]:
     have_val = {s["source"] for s in shards if s.get("split") == "val" and s.get("documents", 0) > 0}
     for lang in ms.languages:
         if lang not in have_val:
-            raise UserError(f"the token folder {token_dir} has no validation documents for '{lang}': raise "
-                            f"tokenize.val_fraction / val_min_docs / val_max_fraction, or add {lang} data")
+            raise UserError(
+                f"the token folder {token_dir} has no validation documents for '{lang}': raise "
+                f"tokenize.val_fraction / val_min_docs / val_max_fraction, or add {lang} data"
+            )
     folders = {}
     for cond, langs in ms.conditions.items():
-        picked = [s for s in shards if (s.get("split") == "train" and s["source"] in langs)
-                  or (s.get("split") == "val" and s["source"] in ms.languages)]
+        picked = [
+            s
+            for s in shards
+            if (s.get("split") == "train" and s["source"] in langs)
+            or (s.get("split") == "val" and s["source"] in ms.languages)
+        ]
         for lang in langs:
             if not any(s.get("split") == "train" and s["source"] == lang and s["documents"] > 0 for s in picked):
                 raise UserError(f"condition {cond}: no train documents for '{lang}' in {token_dir}")
@@ -221,10 +236,22 @@ def run_config(cfg: Config, model, data_dir: Path, run_dir: Path) -> Config:
     t = d["train"]
     t["input"] = str(data_dir)
     t["model"] = {**t["model"], "preset": "tiny", "n_kv_heads": None, **model_shape(model)}
-    t.update(seq_len=seq, global_batch_size=batch, micro_batch_size=min(cfg.train.micro_batch_size, batch),
-             max_steps=steps, seq_warmup_steps=0, eval_interval=max(1, steps // ms.evals), checkpoint_interval=0,
-             keep_checkpoints=1, nproc_per_node=1, nnodes=1, progress=False, tensorboard=False,
-             inject_spike_steps=[], inject_nan_steps=[])
+    t.update(
+        seq_len=seq,
+        global_batch_size=batch,
+        micro_batch_size=min(cfg.train.micro_batch_size, batch),
+        max_steps=steps,
+        seq_warmup_steps=0,
+        eval_interval=max(1, steps // ms.evals),
+        checkpoint_interval=0,
+        keep_checkpoints=1,
+        nproc_per_node=1,
+        nnodes=1,
+        progress=False,
+        tensorboard=False,
+        inject_spike_steps=[],
+        inject_nan_steps=[],
+    )
     if cfg.train.warmup_steps is not None:
         t["warmup_steps"] = min(cfg.train.warmup_steps, steps)
     if ms.lr:
@@ -294,11 +321,16 @@ def summarize_run(train_dir: Path, languages: list[str]) -> dict:
     if not losses:
         raise UserError(f"{train_dir}/metrics.jsonl has no finite training loss")
     tail = losses[-5:]
-    out = {"steps": rows[-1]["step"] + 1, "train_tokens": rows[-1]["tokens"],
-           "train_loss_first": losses[0]["loss"], "train_loss_end": sum(r["loss"] for r in tail) / len(tail)}
+    out = {
+        "steps": rows[-1]["step"] + 1,
+        "train_tokens": rows[-1]["tokens"],
+        "train_loss_first": losses[0]["loss"],
+        "train_loss_end": sum(r["loss"] for r in tail) / len(tail),
+    }
     evals = [r for r in rows if any(k.startswith("val_loss/") for k in r)]
-    curves = {lang: [(r["tokens"], r[f"val_loss/{lang}"]) for r in evals if f"val_loss/{lang}" in r]
-              for lang in languages}
+    curves = {
+        lang: [(r["tokens"], r[f"val_loss/{lang}"]) for r in evals if f"val_loss/{lang}" in r] for lang in languages
+    }
     for lang in languages:
         pts = curves[lang]
         out[f"val_loss_{lang}_first"] = pts[0][1] if pts else None
@@ -311,8 +343,16 @@ def summarize_run(train_dir: Path, languages: list[str]) -> dict:
 
 
 def columns(languages: list[str]) -> list[str]:
-    cols = ["condition", "model", "non_embedding_params", "total_params", "steps", "train_tokens",
-            "train_loss_first", "train_loss_end"]
+    cols = [
+        "condition",
+        "model",
+        "non_embedding_params",
+        "total_params",
+        "steps",
+        "train_tokens",
+        "train_loss_first",
+        "train_loss_end",
+    ]
     for lang in languages:
         cols += [f"val_loss_{lang}_first", f"val_loss_{lang}"]
     return cols
@@ -345,11 +385,16 @@ def markdown(rows: list[dict], ms, meta: dict) -> str:
                 v = vals.get(c)
                 cells.append("" if v is None else (f"**{v:.3f}**" if v == best else f"{v:.3f}"))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Columns are `condition → validation language`; the lowest loss per language and model is bold.",
-              f"Tokenizer: {meta['vocab_size']:,} pieces trained on the 1:1 mix; every model sees "
-              f"{meta['train_tokens_per_model']:,} tokens ({meta['steps']} steps of {meta['global_batch_size']} × "
-              f"{meta['seq_len']}); train tokens available per language: "
-              + ", ".join(f"{k} {v:,}" for k, v in meta["train_tokens_available"].items()) + ".", ""]
+    lines += [
+        "",
+        "Columns are `condition → validation language`; the lowest loss per language and model is bold.",
+        f"Tokenizer: {meta['vocab_size']:,} pieces trained on the 1:1 mix; every model sees "
+        f"{meta['train_tokens_per_model']:,} tokens ({meta['steps']} steps of {meta['global_batch_size']} × "
+        f"{meta['seq_len']}); train tokens available per language: "
+        + ", ".join(f"{k} {v:,}" for k, v in meta["train_tokens_available"].items())
+        + ".",
+        "",
+    ]
     cols = columns(langs)
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
@@ -375,8 +420,11 @@ def plot(rows: list[dict], ms, path: Path, dpi: int = 100) -> None:
     for j, lang in enumerate(langs):
         ax = axes[0][j]
         for c in conds:
-            pts = sorted((r["non_embedding_params"], r[f"val_loss_{lang}"]) for r in rows
-                         if r["condition"] == c and r.get(f"val_loss_{lang}") is not None)
+            pts = sorted(
+                (r["non_embedding_params"], r[f"val_loss_{lang}"])
+                for r in rows
+                if r["condition"] == c and r.get(f"val_loss_{lang}") is not None
+            )
             if pts:
                 ax.plot([p for p, _ in pts], [v for _, v in pts], marker="o", color=colors[c], label=c)
         ax.set_xscale("log")
@@ -392,8 +440,15 @@ def plot(rows: list[dict], ms, path: Path, dpi: int = 100) -> None:
                 continue
             k = sizes.index(r["model"])
             alpha = 0.35 + 0.65 * (k + 1) / len(sizes)
-            ax.plot([t for t, _ in pts], [v for _, v in pts], marker=".", color=colors[r["condition"]], alpha=alpha,
-                    linewidth=0.8 + k * 0.6, label=f"{r['condition']} {r['model']}")
+            ax.plot(
+                [t for t, _ in pts],
+                [v for _, v in pts],
+                marker=".",
+                color=colors[r["condition"]],
+                alpha=alpha,
+                linewidth=0.8 + k * 0.6,
+                label=f"{r['condition']} {r['model']}",
+            )
         ax.set_xlabel("training tokens")
         ax.set_ylabel(f"{lang} validation loss")
         ax.set_title(f"{lang} validation loss vs tokens (thicker = larger model)")
@@ -416,8 +471,9 @@ def write_report(rows: list[dict], cfg: Config, meta: dict) -> dict[str, Path]:
         w.writerow(cols)
         for r in rows:
             w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
-    paths["json"].write_text(json.dumps({"meta": meta, "columns": cols, "rows": rows}, indent=1, ensure_ascii=False)
-                             + "\n", encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps({"meta": meta, "columns": cols, "rows": rows}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     paths["md"].write_text(markdown(rows, ms, meta), encoding="utf-8")
     plot(rows, ms, paths["png"], dpi=cfg.report.dpi)
     return paths
@@ -448,21 +504,41 @@ def run_mix_scaling(cfg: Config) -> dict:
                 rcfg = run_config(cfg, m, data_dir, root / "runs" / f"{cond}-{m.name}")
                 train_dir = train_run(rcfg)
                 p = count_params(model_args(rcfg.train.model, rcfg.train, vocab))
-                row = {"condition": cond, "model": m.name, "non_embedding_params": p["body"], "total_params": p["total"],
-                       **summarize_run(train_dir, ms.languages)}
+                row = {
+                    "condition": cond,
+                    "model": m.name,
+                    "non_embedding_params": p["body"],
+                    "total_params": p["total"],
+                    **summarize_run(train_dir, ms.languages),
+                }
                 rows.append(row)
-                vals = ", ".join(f"{lang} {row[f'val_loss_{lang}']:.3f}" for lang in ms.languages
-                                 if row.get(f"val_loss_{lang}") is not None)
-                _log(f"[{len(rows)}/{n}] {cond} {m.name} ({p['body']:,} non-embedding params): loss "
-                     f"{row['train_loss_first']:.3f} -> {row['train_loss_end']:.3f}; validation {vals} "
-                     f"({time.time() - t1:.1f}s)")
+                vals = ", ".join(
+                    f"{lang} {row[f'val_loss_{lang}']:.3f}"
+                    for lang in ms.languages
+                    if row.get(f"val_loss_{lang}") is not None
+                )
+                _log(
+                    f"[{len(rows)}/{n}] {cond} {m.name} ({p['body']:,} non-embedding params): loss "
+                    f"{row['train_loss_first']:.3f} -> {row['train_loss_end']:.3f}; validation {vals} "
+                    f"({time.time() - t1:.1f}s)"
+                )
     avail = {}
     for s in manifest["shards"]:
         if s.get("split") == "train":
             avail[s["source"]] = avail.get(s["source"], 0) + int(s["tokens"])
-    meta = {"conditions": ms.conditions, "languages": ms.languages, "models": [m.model_dump() for m in ms.models],
-            "train_tokens_per_model": steps * batch * seq, "steps": steps, "global_batch_size": batch, "seq_len": seq,
-            "vocab_size": vocab, "train_tokens_available": avail, "token_dir": str(token_dir), "seed": cfg.seed}
+    meta = {
+        "conditions": ms.conditions,
+        "languages": ms.languages,
+        "models": [m.model_dump() for m in ms.models],
+        "train_tokens_per_model": steps * batch * seq,
+        "steps": steps,
+        "global_batch_size": batch,
+        "seq_len": seq,
+        "vocab_size": vocab,
+        "train_tokens_available": avail,
+        "token_dir": str(token_dir),
+        "seed": cfg.seed,
+    }
     paths = write_report(rows, cfg, meta)
     print("\n".join(markdown(rows, ms, meta).splitlines()[: len(ms.models) + 4]))
     print(f"\n[experiment] mix-scaling finished in {time.time() - t0:.1f}s: {paths['md']}  {paths['png']}")

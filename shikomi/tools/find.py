@@ -23,7 +23,6 @@ from pathlib import Path
 from shikomi.errors import UserError
 from shikomi.tools.inspect import TokenFolder, pipe_safe, read_jsonl_last
 
-
 # --------------------------------------------------------------------------- run folder
 
 
@@ -36,7 +35,9 @@ def token_dir_of(run_dir: str | Path) -> Path:
     if (p / "tokenize" / "manifest.json").is_file():
         return p / "tokenize"
     if p.is_dir() and any((p / s).is_dir() for s in ("extract", "langid", "dedup", "clean", "mix", "train")):
-        raise UserError(f"{p}: the run has no token folder yet ({p}/tokenize/manifest.json); run `shikomi tokenize` first")
+        raise UserError(
+            f"{p}: the run has no token folder yet ({p}/tokenize/manifest.json); run `shikomi tokenize` first"
+        )
     raise UserError(f"{p}: not a run folder or token folder (expected {p}/tokenize/manifest.json)")
 
 
@@ -128,8 +129,11 @@ class StepIndex:
             epoch += 1
         out = []
         for s in sorted(candidates):
-            pieces = [{"sample": d["sample"], "offset": d["offset"], "tokens": d["tokens"]}
-                      for d in self.data.documents(self.tc, s) if d["shard"] == shard and d["sequence"] == seq]
+            pieces = [
+                {"sample": d["sample"], "offset": d["offset"], "tokens": d["tokens"]}
+                for d in self.data.documents(self.tc, s)
+                if d["shard"] == shard and d["sequence"] == seq
+            ]
             if pieces:
                 out.append({"step": s, "samples": sorted({p["sample"] for p in pieces}), "pieces": pieces})
         return out
@@ -194,8 +198,9 @@ def main_find(args, cfg=None) -> int:
     if cfg is not None:  # --config / --set values for find win over the trained run's copy
         fc = cfg.report.find
     tf = TokenFolder(token_dir)
-    exact, similar = search(tf, text, bool(getattr(args, "ngram", False)), fc.ngram_n, fc.ngram_min_similarity,
-                            fc.top_k)
+    exact, similar = search(
+        tf, text, bool(getattr(args, "ngram", False)), fc.ngram_n, fc.ngram_min_similarity, fc.top_k
+    )
     n_steps, steps_from = trained_steps(run_dir, full_cfg)
     index = None
     if exact or similar:
@@ -213,8 +218,9 @@ def main_find(args, cfg=None) -> int:
         toks = reader[seq]
         hit = []
         for st in steps_:
-            samples = sorted({p["sample"] for p in st["pieces"]
-                              if text in tf.decode(toks[p["offset"]: p["offset"] + p["tokens"]])})
+            samples = sorted(
+                {p["sample"] for p in st["pieces"] if text in tf.decode(toks[p["offset"] : p["offset"] + p["tokens"]])}
+            )
             if samples:
                 hit.append({"step": st["step"], "samples": samples})
         return hit
@@ -222,31 +228,64 @@ def main_find(args, cfg=None) -> int:
     results = []
     for shard, seq, did, offs, decoded in exact:
         st = steps(shard, seq)
-        results.append({"match": "exact", "id": did, "source": shard.get("source"), "split": shard.get("split"),
-                        "shard": shard["path"], "sequence": seq, "char_offsets": offs,
-                        "steps": st, "text_steps": with_text(shard, seq, st),
-                        "snippet": _snippet(decoded, offs[0], 40, len(text))})
+        results.append(
+            {
+                "match": "exact",
+                "id": did,
+                "source": shard.get("source"),
+                "split": shard.get("split"),
+                "shard": shard["path"],
+                "sequence": seq,
+                "char_offsets": offs,
+                "steps": st,
+                "text_steps": with_text(shard, seq, st),
+                "snippet": _snippet(decoded, offs[0], 40, len(text)),
+            }
+        )
     for sim, shard, seq, did, decoded in similar:
-        results.append({"match": "ngram", "similarity": round(sim, 4), "id": did, "source": shard.get("source"),
-                        "split": shard.get("split"), "shard": shard["path"], "sequence": seq,
-                        "steps": steps(shard, seq), "snippet": decoded[:120].replace("\n", " ")})
-    head = {"type": "summary", "token_dir": str(token_dir), "query": text, "exact": len(exact),
-            "similar": len(similar), "steps_searched": n_steps, "steps_from": steps_from,
-            "train_config": cfg_from, "seed": full_cfg.train.seed}
+        results.append(
+            {
+                "match": "ngram",
+                "similarity": round(sim, 4),
+                "id": did,
+                "source": shard.get("source"),
+                "split": shard.get("split"),
+                "shard": shard["path"],
+                "sequence": seq,
+                "steps": steps(shard, seq),
+                "snippet": decoded[:120].replace("\n", " "),
+            }
+        )
+    head = {
+        "type": "summary",
+        "token_dir": str(token_dir),
+        "query": text,
+        "exact": len(exact),
+        "similar": len(similar),
+        "steps_searched": n_steps,
+        "steps_from": steps_from,
+        "train_config": cfg_from,
+        "seed": full_cfg.train.seed,
+    }
     out = sys.stdout
     if getattr(args, "json", False):
         out.write(json.dumps(head, ensure_ascii=False) + "\n")
         for r in results:
             out.write(json.dumps({"type": "hit", **r}, ensure_ascii=False) + "\n")
         return 0 if results else 1
-    out.write(f"{token_dir}: {len(exact)} exact match(es)"
-              + (f", {len(similar)} similar" if getattr(args, "ngram", False) else "")
-              + f"; steps 0..{n_steps - 1} searched ({steps_from}; train settings from {cfg_from})\n")
+    out.write(
+        f"{token_dir}: {len(exact)} exact match(es)"
+        + (f", {len(similar)} similar" if getattr(args, "ngram", False) else "")
+        + f"; steps 0..{n_steps - 1} searched ({steps_from}; train settings from {cfg_from})\n"
+    )
     for r in results:
         tag = "exact" if r["match"] == "exact" else f"ngram {r['similarity']:.2f}"
         out.write(f"\n[{tag}] id {r['id']}  source {r['source']}  split {r['split']}\n")
-        out.write(f"  shard {r['shard']}  sequence {r['sequence']}"
-                  + (f"  chars {', '.join(map(str, r['char_offsets']))}" if r.get("char_offsets") else "") + "\n")
+        out.write(
+            f"  shard {r['shard']}  sequence {r['sequence']}"
+            + (f"  chars {', '.join(map(str, r['char_offsets']))}" if r.get("char_offsets") else "")
+            + "\n"
+        )
         if r["split"] == "val":
             out.write("  steps: none (validation shard, never trained on)\n")
         else:
@@ -291,20 +330,37 @@ def main_batch(args, cfg=None) -> int:
         per_source[d["source"]] += d["tokens"]
     out = sys.stdout
     if getattr(args, "json", False):
-        out.write(json.dumps({"type": "summary", "step": step, "seq_len": seq_len_at(tc, step),
-                              "global_batch_size": tc.global_batch_size, "pieces": len(docs),
-                              "documents": len({(d['shard'], d['sequence']) for d in docs}),
-                              "tokens_per_source": dict(per_source), "train_config": cfg_from,
-                              "trained_steps": n_steps}, ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "type": "summary",
+                    "step": step,
+                    "seq_len": seq_len_at(tc, step),
+                    "global_batch_size": tc.global_batch_size,
+                    "pieces": len(docs),
+                    "documents": len({(d["shard"], d["sequence"]) for d in docs}),
+                    "tokens_per_source": dict(per_source),
+                    "train_config": cfg_from,
+                    "trained_steps": n_steps,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
         for d in docs:
             out.write(json.dumps({"type": "document", **d, "text": preview(d)[:200]}, ensure_ascii=False) + "\n")
         return 0
-    out.write(f"step {step}{note}: {tc.global_batch_size} samples of {seq_len_at(tc, step) + 1} tokens, "
-              f"{len({(d['shard'], d['sequence']) for d in docs})} documents; tokens by source: "
-              + ", ".join(f"{k}={v:,}" for k, v in sorted(per_source.items())) + f" (train settings from {cfg_from})\n")
+    out.write(
+        f"step {step}{note}: {tc.global_batch_size} samples of {seq_len_at(tc, step) + 1} tokens, "
+        f"{len({(d['shard'], d['sequence']) for d in docs})} documents; tokens by source: "
+        + ", ".join(f"{k}={v:,}" for k, v in sorted(per_source.items()))
+        + f" (train settings from {cfg_from})\n"
+    )
     out.write(f"{'sample':>6} {'source':<6} {'id':<40} {'shard#seq':<28} {'offset':>7} {'tokens':>6}  text\n")
     for d in docs:
         text = preview(d).replace("\n", " ")
-        out.write(f"{d['sample']:>6} {d['source']:<6} {str(d['id'])[:40]:<40} {d['shard'] + '#' + str(d['sequence']):<28} "
-                  f"{d['offset']:>7} {d['tokens']:>6}  {text[:60]}\n")
+        out.write(
+            f"{d['sample']:>6} {d['source']:<6} {str(d['id'])[:40]:<40} {d['shard'] + '#' + str(d['sequence']):<28} "
+            f"{d['offset']:>7} {d['tokens']:>6}  {text[:60]}\n"
+        )
     return 0

@@ -17,9 +17,10 @@ import heapq
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from shikomi.errors import UserError
 
@@ -44,11 +45,11 @@ class Item:
     extra: dict = field(default_factory=dict)
 
     @property
-    def reason(self) -> Optional[str]:
+    def reason(self) -> str | None:
         return self.metadata.get(REJECT_KEY)
 
     @property
-    def rule(self) -> Optional[str]:
+    def rule(self) -> str | None:
         r = self.reason
         return r.split(":", 1)[0] if r else None
 
@@ -93,7 +94,7 @@ def _clean_meta(meta: Any) -> dict:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def iter_file(path: Path, status: str, columns: Optional[list[str]] = None) -> Iterator[Item]:
+def iter_file(path: Path, status: str, columns: list[str] | None = None) -> Iterator[Item]:
     """Documents of one Parquet or JSONL(.gz) file."""
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -109,11 +110,20 @@ def iter_file(path: Path, status: str, columns: Optional[list[str]] = None) -> I
         for batch in pf.iter_batches(batch_size=1024):
             for rec in batch.to_pylist():
                 meta = rec.get("metadata")
-                meta = _clean_meta(meta) if meta is not None else {
-                    k: v for k, v in rec.items() if k not in ("text", "id", "media", "metadata") and v is not None
-                }
-                yield Item(str(rec.get("id") if rec.get("id") is not None else f"{path.name}/{row}"),
-                           rec.get("text") or "", meta, status, f"{path}#{row}")
+                meta = (
+                    _clean_meta(meta)
+                    if meta is not None
+                    else {
+                        k: v for k, v in rec.items() if k not in ("text", "id", "media", "metadata") and v is not None
+                    }
+                )
+                yield Item(
+                    str(rec.get("id") if rec.get("id") is not None else f"{path.name}/{row}"),
+                    rec.get("text") or "",
+                    meta,
+                    status,
+                    f"{path}#{row}",
+                )
                 row += 1
         return
     from shikomi.core.documents import read_documents
@@ -214,7 +224,7 @@ class TokenFolder:
             toks = toks[1:]
         return sp.decode(toks)
 
-    def item(self, shard: dict, reader, seq: int, text: Optional[str] = None) -> Item:
+    def item(self, shard: dict, reader, seq: int, text: str | None = None) -> Item:
         tokens = reader[seq]
         return Item(
             self.doc_id(shard, seq),
@@ -222,11 +232,16 @@ class TokenFolder:
             {"source": shard.get("source")},
             "tokens",
             f"{shard['path']}#{seq}",
-            {"shard": shard["path"], "sequence": seq, "tokens": int(len(tokens)),
-             "source": shard.get("source"), "split": shard.get("split")},
+            {
+                "shard": shard["path"],
+                "sequence": seq,
+                "tokens": int(len(tokens)),
+                "source": shard.get("source"),
+                "split": shard.get("split"),
+            },
         )
 
-    def iter_decoded(self, shards: Optional[list[dict]] = None, batch: int = 512) -> Iterator[tuple[dict, Any, int, str]]:
+    def iter_decoded(self, shards: list[dict] | None = None, batch: int = 512) -> Iterator[tuple[dict, Any, int, str]]:
         """(shard, reader, sequence, text) for every sequence, decoded in batches."""
         sp = self.sp
         for shard in shards if shards is not None else self.shards:
@@ -262,15 +277,23 @@ def is_run_dir(p: Path) -> bool:
     for name, sp in stage_dirs(p).items():
         if name == "report":
             continue
-        if (sp / "stats.json").is_file() or (sp / "data").is_dir() or (sp / "manifest.json").is_file() \
-                or (sp / "metrics.jsonl").is_file() or (sp / "tokenizer.model").is_file() or any(sp.glob("*/data")):
+        if (
+            (sp / "stats.json").is_file()
+            or (sp / "data").is_dir()
+            or (sp / "manifest.json").is_file()
+            or (sp / "metrics.jsonl").is_file()
+            or (sp / "tokenizer.model").is_file()
+            or any(sp.glob("*/data"))
+        ):
             return True
     return False
 
 
 def is_stage_dir(p: Path) -> bool:
     return p.is_dir() and (
-        (p / "data").is_dir() or (p / "rejected").is_dir() or (p / "stats.json").is_file()
+        (p / "data").is_dir()
+        or (p / "rejected").is_dir()
+        or (p / "stats.json").is_file()
         or any(c.is_dir() and (c / "data").is_dir() for c in p.iterdir())
     )
 
@@ -300,7 +323,7 @@ def path_kind(path: str | Path) -> str:
     )
 
 
-def load_stats(stage_dir: Path) -> Optional[dict]:
+def load_stats(stage_dir: Path) -> dict | None:
     p = stage_dir / "stats.json"
     if not p.is_file():
         return None
@@ -310,7 +333,7 @@ def load_stats(stage_dir: Path) -> Optional[dict]:
         return None
 
 
-def read_jsonl_last(path: Path, key: str) -> Optional[dict]:
+def read_jsonl_last(path: Path, key: str) -> dict | None:
     """The last well-formed JSON line of a file that has `key` (a line cut by a kill is skipped)."""
     if not path.is_file():
         return None
@@ -334,11 +357,11 @@ def read_jsonl_last(path: Path, key: str) -> Optional[dict]:
 
 @dataclass
 class Filters:
-    reason: Optional[str] = None
-    lang: Optional[str] = None
-    source: Optional[str] = None
-    grep: Optional[str] = None
-    doc_id: Optional[str] = None
+    reason: str | None = None
+    lang: str | None = None
+    source: str | None = None
+    grep: str | None = None
+    doc_id: str | None = None
 
     def __post_init__(self):
         self._re = None
@@ -349,8 +372,17 @@ class Filters:
                 raise UserError(f"--grep: not a valid regular expression '{self.grep}': {e}") from None
 
     def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in (("reason", self.reason), ("lang", self.lang), ("source", self.source),
-                                         ("grep", self.grep), ("id", self.doc_id)) if v]
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("reason", self.reason),
+                ("lang", self.lang),
+                ("source", self.source),
+                ("grep", self.grep),
+                ("id", self.doc_id),
+            )
+            if v
+        ]
         return ", ".join(parts) or "none"
 
     def active(self) -> bool:
@@ -419,7 +451,7 @@ class Scan:
     by_rule: dict = field(default_factory=dict)
     by_source: dict = field(default_factory=dict)
     sample: list = field(default_factory=list)
-    stats: Optional[dict] = None
+    stats: dict | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -479,16 +511,26 @@ def scan_tokens(p: Path, flt: Filters, limit: int, seed: int) -> Scan:
     shards = [s for s in tf.shards if want_src is None or s.get("source") == want_src]
     scan.total = sum(int(s.get("documents") or 0) for s in tf.shards)
     if flt.grep:
-        for shard, r, seq, text in tf.iter_decoded(shards):
-            it = Item(tf.doc_id(shard, seq), text, {"source": shard.get("source")}, "tokens", f"{shard['path']}#{seq}",
-                      {"shard": shard["path"], "sequence": seq, "source": shard.get("source")})
+        for shard, _r, seq, text in tf.iter_decoded(shards):
+            it = Item(
+                tf.doc_id(shard, seq),
+                text,
+                {"source": shard.get("source")},
+                "tokens",
+                f"{shard['path']}#{seq}",
+                {"shard": shard["path"], "sequence": seq, "source": shard.get("source")},
+            )
             if not flt.meta_ok(it) or not flt.text_ok(text):
                 continue
             scan.matched += 1
             scan.by_source[str(shard.get("source"))] = scan.by_source.get(str(shard.get("source")), 0) + 1
             sampler.add(it)
-        scan.sample = [tf.item(_shard(tf, it.extra["shard"]), tf.reader(_shard(tf, it.extra["shard"])),
-                               it.extra["sequence"], it.text) for it in sampler.items()]
+        scan.sample = [
+            tf.item(
+                _shard(tf, it.extra["shard"]), tf.reader(_shard(tf, it.extra["shard"])), it.extra["sequence"], it.text
+            )
+            for it in sampler.items()
+        ]
         return scan
     readers = {}
     for shard in shards:
@@ -497,13 +539,21 @@ def scan_tokens(p: Path, flt: Filters, limit: int, seed: int) -> Scan:
             did = tf.doc_id(shard, seq)
             if flt.doc_id is not None and did != flt.doc_id:
                 continue
-            it = Item(did, "", {"source": shard.get("source")}, "tokens", f"{shard['path']}#{seq}",
-                      {"shard": shard["path"], "sequence": seq, "source": shard.get("source")})
+            it = Item(
+                did,
+                "",
+                {"source": shard.get("source")},
+                "tokens",
+                f"{shard['path']}#{seq}",
+                {"shard": shard["path"], "sequence": seq, "source": shard.get("source")},
+            )
             scan.matched += 1
             scan.by_source[str(shard.get("source"))] = scan.by_source.get(str(shard.get("source")), 0) + 1
             sampler.add(it)
-    scan.sample = [tf.item(_shard(tf, it.extra["shard"]), readers[it.extra["shard"]], it.extra["sequence"])
-                   for it in sampler.items()]
+    scan.sample = [
+        tf.item(_shard(tf, it.extra["shard"]), readers[it.extra["shard"]], it.extra["sequence"])
+        for it in sampler.items()
+    ]
     return scan
 
 
@@ -584,7 +634,9 @@ def format_item(i: int, n: int, it: Item, chars: int) -> str:
             lines.append(f"  {k + ':':<7} {it.extra[k]}")
     if meta:
         lines.append("  metadata: " + json.dumps(meta, ensure_ascii=False, default=str, sort_keys=True))
-    text = it.text if not chars or len(it.text) <= chars else it.text[:chars] + f" … [{len(it.text) - chars:,} more chars]"
+    text = (
+        it.text if not chars or len(it.text) <= chars else it.text[:chars] + f" … [{len(it.text) - chars:,} more chars]"
+    )
     lines.append(f"  text ({len(it.text):,} chars):")
     lines.append(_indent(text))
     return "\n".join(lines)
@@ -597,9 +649,11 @@ def format_scan(scan: Scan, flt: Filters, chars: int) -> str:
         out.append(f"  {'stage':<10} {'docs in':>12} {'docs out':>12} {'dropped':>10} {'chars out':>14} {'tokens':>14}")
         for r in scan.extra["stages"]:
             tok = r.get("tokens_out", r.get("tokens", ""))
-            out.append(f"  {r['stage']:<10} {_fmt(r.get('documents_in', '')):>12} {_fmt(r.get('documents_out', '')):>12} "
-                       f"{_fmt(r.get('documents_dropped', '')):>10} {_fmt(r.get('chars_out', '')):>14} {_fmt(tok):>14}"
-                       + (f"  step {r['step']} loss {r['loss']}" if r.get("step") is not None else ""))
+            out.append(
+                f"  {r['stage']:<10} {_fmt(r.get('documents_in', '')):>12} {_fmt(r.get('documents_out', '')):>12} "
+                f"{_fmt(r.get('documents_dropped', '')):>10} {_fmt(r.get('chars_out', '')):>14} {_fmt(tok):>14}"
+                + (f"  step {r['step']} loss {r['loss']}" if r.get("step") is not None else "")
+            )
         with_rej = [r["stage"] for r in scan.extra["stages"] if r.get("rejected")]
         if with_rej:
             out.append(f"  dropped documents: shikomi inspect {scan.path / with_rej[-1]} --reason RULE")
@@ -607,24 +661,32 @@ def format_scan(scan: Scan, flt: Filters, chars: int) -> str:
     if scan.kind == "tokens":
         m = scan.extra["manifest"]
         tok = m.get("tokenizer") or {}
-        out.append(f"{scan.path}: token folder, dtype {m.get('dtype')}, vocab {tok.get('vocab_size')}, "
-                   f"{len(scan.extra['shards'])} shards, {scan.total:,} documents")
+        out.append(
+            f"{scan.path}: token folder, dtype {m.get('dtype')}, vocab {tok.get('vocab_size')}, "
+            f"{len(scan.extra['shards'])} shards, {scan.total:,} documents"
+        )
         for s in scan.extra["shards"]:
-            out.append(f"  {s['path']:<40} {str(s.get('source')):<6} {str(s.get('split')):<5} "
-                       f"{_fmt(s.get('documents')):>10} docs {_fmt(s.get('tokens')):>14} tokens")
+            out.append(
+                f"  {s['path']:<40} {str(s.get('source')):<6} {str(s.get('split')):<5} "
+                f"{_fmt(s.get('documents')):>10} docs {_fmt(s.get('tokens')):>14} tokens"
+            )
     else:
         out.append(f"{scan.path}: {'stage folder' if scan.kind == 'stage' else 'documents'}")
         st = scan.stats
         if st:
-            out.append(f"  stats.json: {_fmt(st.get('documents_in', 0))} in -> {_fmt(st.get('documents_out', 0))} kept, "
-                       f"{_fmt(st.get('documents_dropped', 0))} dropped")
+            out.append(
+                f"  stats.json: {_fmt(st.get('documents_in', 0))} in -> {_fmt(st.get('documents_out', 0))} kept, "
+                f"{_fmt(st.get('documents_dropped', 0))} dropped"
+            )
             for rule, d in sorted((st.get("dropped") or {}).items(), key=lambda kv: -kv[1].get("documents", 0)):
                 out.append(f"    {rule:<32} {d.get('documents', 0):>10,} docs {d.get('chars', 0):>14,} chars")
     out.append(f"  matched {scan.matched:,} of {scan.total:,} documents (filters: {flt.describe()})")
     if scan.by_status and scan.kind != "tokens":
         out.append("  by status: " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_status.items())))
     if scan.by_rule:
-        out.append("  by rule:   " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_rule.items(), key=lambda kv: -kv[1])))
+        out.append(
+            "  by rule:   " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_rule.items(), key=lambda kv: -kv[1]))
+        )
     if scan.by_source:
         out.append("  by source: " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_source.items())))
     for i, it in enumerate(scan.sample, 1):
@@ -638,10 +700,19 @@ def scan_json(scan: Scan, flt: Filters, chars: int) -> list[dict]:
     if scan.kind == "run":
         head["stages"] = scan.extra["stages"]
         return [head]
-    head.update({"documents": scan.total, "matched": scan.matched, "by_status": scan.by_status,
-                 "by_rule": scan.by_rule, "by_source": scan.by_source})
+    head.update(
+        {
+            "documents": scan.total,
+            "matched": scan.matched,
+            "by_status": scan.by_status,
+            "by_rule": scan.by_rule,
+            "by_source": scan.by_source,
+        }
+    )
     if scan.stats:
-        head["stats"] = {k: scan.stats.get(k) for k in ("documents_in", "documents_out", "documents_dropped", "dropped")}
+        head["stats"] = {
+            k: scan.stats.get(k) for k in ("documents_in", "documents_out", "documents_dropped", "dropped")
+        }
     if scan.kind == "tokens":
         head["shards"] = scan.extra["shards"]
     return [head] + [{"type": "document", **it.to_json(chars)} for it in scan.sample]
@@ -668,8 +739,13 @@ def pipe_safe(fn):
 
 @pipe_safe
 def main(args, cfg=None) -> int:
-    flt = Filters(getattr(args, "reason", None), getattr(args, "lang", None), getattr(args, "source", None),
-                  getattr(args, "grep", None), getattr(args, "doc_id", None))
+    flt = Filters(
+        getattr(args, "reason", None),
+        getattr(args, "lang", None),
+        getattr(args, "source", None),
+        getattr(args, "grep", None),
+        getattr(args, "doc_id", None),
+    )
     limit = getattr(args, "limit", 5)
     if limit is None or limit < 0:
         raise UserError("--limit must be 0 or more")

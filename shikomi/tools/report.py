@@ -17,7 +17,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from shikomi.errors import UserError
 from shikomi.tools.inspect import Sampler, doc_files, is_run_dir, iter_file, load_stats, stage_dirs
@@ -30,7 +30,7 @@ DEFAULT_TARGET = {"ja": 5.0, "en": 4.0, "code": 1.0}
 # --------------------------------------------------------------------------- collecting
 
 
-def _read_json(p: Path) -> Optional[Any]:
+def _read_json(p: Path) -> Any | None:
     if not p.is_file():
         return None
     try:
@@ -68,13 +68,18 @@ def funnel(run_dir: Path) -> list[dict]:
                 row[k] = int(st[k])
         if st.get("skipped"):
             row["skipped"] = int(sum(int(v) for v in st["skipped"].values()))
-        row["dropped"] = {r: {"documents": int(d.get("documents", 0)), "chars": int(d.get("chars", 0))}
-                          for r, d in (st.get("dropped") or {}).items()}
+        row["dropped"] = {
+            r: {"documents": int(d.get("documents", 0)), "chars": int(d.get("chars", 0))}
+            for r, d in (st.get("dropped") or {}).items()
+        }
         row["skipped_reasons"] = {k: int(v) for k, v in (st.get("skipped") or {}).items()}
         kbl = st.get("kept_by_language")
         if isinstance(kbl, dict):
-            row["kept_by_language"] = {str(k): {"documents": int(v.get("documents", 0)), "chars": int(v.get("chars", 0))}
-                                       for k, v in kbl.items() if isinstance(v, dict)}
+            row["kept_by_language"] = {
+                str(k): {"documents": int(v.get("documents", 0)), "chars": int(v.get("chars", 0))}
+                for k, v in kbl.items()
+                if isinstance(v, dict)
+            }
         if name == "tokenize":
             m = _read_json(sd / "manifest.json")
             if m:
@@ -124,8 +129,12 @@ def hist_series(obj) -> dict[str, list[tuple[str, float]]]:
             return out
         if isinstance(counts, list):
             if isinstance(edges, list) and len(edges) >= len(counts):
-                return {"": [(_edge_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None), float(counts[i]))
-                             for i in range(len(counts))]}
+                return {
+                    "": [
+                        (_edge_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None), float(counts[i]))
+                        for i in range(len(counts))
+                    ]
+                }
             return {"": [(str(i), float(c)) for i, c in enumerate(counts)]}
         if obj and all(isinstance(v, (dict, list)) for v in obj.values()):
             out = {}
@@ -162,7 +171,7 @@ def find_nested(d, needle: str, depth: int = 3):
     return None
 
 
-def languages_of(stats: Optional[dict]) -> dict[str, int]:
+def languages_of(stats: dict | None) -> dict[str, int]:
     if not stats:
         return {}
     langs = stats.get("languages")
@@ -176,9 +185,10 @@ def languages_of(stats: Optional[dict]) -> dict[str, int]:
     return {}
 
 
-def target_mix(run_dir: Path, plan: Optional[dict], cfg) -> tuple[dict[str, float], str]:
+def target_mix(run_dir: Path, plan: dict | None, cfg) -> tuple[dict[str, float], str]:
     """The configured mix ratio by source: mix/plan.json, else the config, else 5:4:1."""
-    def pick(d) -> Optional[dict]:
+
+    def pick(d) -> dict | None:
         if not isinstance(d, dict):
             return None
         for key in ("target_ratio", "target", "ratios", "ratio", "weights", "target_share", "shares"):
@@ -323,9 +333,16 @@ def rule_samples(run_dir: Path, cfg) -> dict[str, dict[str, list[dict]]]:
             docs = []
             for it in s.items():
                 _, _, value = (it.reason or "").partition(":")
-                docs.append({"id": it.id, "value": value or None, "url": it.metadata.get("url"),
-                             "language": it.metadata.get("language"), "chars": len(it.text),
-                             "text": it.text[:chars]})
+                docs.append(
+                    {
+                        "id": it.id,
+                        "value": value or None,
+                        "url": it.metadata.get("url"),
+                        "language": it.metadata.get("language"),
+                        "chars": len(it.text),
+                        "text": it.text[:chars],
+                    }
+                )
             out[name][rule] = docs
     return out
 
@@ -379,13 +396,14 @@ def png(fig, dpi: int) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def chart_funnel(rows: list[dict], dpi: int) -> Optional[str]:
+def chart_funnel(rows: list[dict], dpi: int) -> str | None:
     if not rows:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, key, title in zip(axes, ("documents_out", "chars_out", "tokens_out"),
-                              ("documents out", "characters out", "tokens")):
+    for ax, key, title in zip(
+        axes, ("documents_out", "chars_out", "tokens_out"), ("documents out", "characters out", "tokens")
+    ):
         pts = [(r["stage"], r[key]) for r in rows if r.get(key) is not None]
         if key == "documents_out" and rows and rows[0].get("documents_in") is not None:
             pts = [(f"{rows[0]['stage']} in", rows[0]["documents_in"])] + pts
@@ -402,7 +420,7 @@ def chart_funnel(rows: list[dict], dpi: int) -> Optional[str]:
     return png(fig, dpi)
 
 
-def chart_rules(rows: list[dict], max_rules: int, dpi: int) -> Optional[str]:
+def chart_rules(rows: list[dict], max_rules: int, dpi: int) -> str | None:
     pts = []
     for r in rows:
         for rule, d in r.get("dropped", {}).items():
@@ -423,7 +441,7 @@ def chart_rules(rows: list[dict], max_rules: int, dpi: int) -> Optional[str]:
     return png(fig, dpi)
 
 
-def chart_bars(values: dict[str, float], title: str, dpi: int, color="#54a24b", fmt="{:,.0f}") -> Optional[str]:
+def chart_bars(values: dict[str, float], title: str, dpi: int, color="#54a24b", fmt="{:,.0f}") -> str | None:
     if not values:
         return None
     plt = _plt()
@@ -437,7 +455,7 @@ def chart_bars(values: dict[str, float], title: str, dpi: int, color="#54a24b", 
     return png(fig, dpi)
 
 
-def chart_hist(series: dict[str, list], title: str, xlabel: str, dpi: int, logy: bool = False) -> Optional[str]:
+def chart_hist(series: dict[str, list], title: str, xlabel: str, dpi: int, logy: bool = False) -> str | None:
     """Bars per bucket (categorical x: bucket labels), one colour per series."""
     series = {k: v for k, v in series.items() if v}
     if not series:
@@ -456,8 +474,9 @@ def chart_hist(series: dict[str, list], title: str, xlabel: str, dpi: int, logy:
     for i, (name, pts) in enumerate(sorted(series.items())):
         ax.bar([pos[lab] - 0.4 + (i + 0.5) * w for lab, _ in pts], [c for _, c in pts], width=w, label=name or None)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center",
-                       fontsize=7)
+    ax.set_xticklabels(
+        labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center", fontsize=7
+    )
     if logy:
         ax.set_yscale("symlog", linthresh=1)
     ax.set_xlabel(xlabel)
@@ -468,11 +487,13 @@ def chart_hist(series: dict[str, list], title: str, xlabel: str, dpi: int, logy:
     return png(fig, dpi)
 
 
-def chart_mix(realised: dict, target: dict, dpi: int) -> Optional[str]:
+def chart_mix(realised: dict, target: dict, dpi: int) -> str | None:
     if not realised:
         return None
     plt = _plt()
-    srcs = sorted(set(realised) | set(target), key=lambda s: (list(DEFAULT_TARGET).index(s) if s in DEFAULT_TARGET else 9, s))
+    srcs = sorted(
+        set(realised) | set(target), key=lambda s: (list(DEFAULT_TARGET).index(s) if s in DEFAULT_TARGET else 9, s)
+    )
     # the plan is over training tokens; validation shards are held out of it
     tot = sum(r.get("train_tokens", r["tokens"]) for r in realised.values()) or 1
     ttot = sum(target.values()) or 1
@@ -491,7 +512,7 @@ def chart_mix(realised: dict, target: dict, dpi: int) -> Optional[str]:
     return png(fig, dpi)
 
 
-def chart_loss(metrics: list[dict], dpi: int) -> Optional[str]:
+def chart_loss(metrics: list[dict], dpi: int) -> str | None:
     train = [(m["step"], m["loss"]) for m in metrics if m.get("loss") is not None and m.get("step") is not None]
     val_keys = sorted({k for m in metrics for k in m if k.startswith("val_loss")})
     if not train and not val_keys:
@@ -559,13 +580,13 @@ def _n(v) -> str:
     return f"{v:,}"
 
 
-def _img(b64: Optional[str], alt: str, missing: str) -> str:
+def _img(b64: str | None, alt: str, missing: str) -> str:
     if not b64:
         return f'<p class="missing">{_e(missing)}</p>'
     return f'<img class="chart" alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _cell(stage: str, key: str, v, rule: Optional[str] = None) -> str:
+def _cell(stage: str, key: str, v, rule: str | None = None) -> str:
     attrs = f' data-stage="{_e(stage)}" data-key="{_e(key)}"'
     if rule is not None:
         attrs += f' data-rule="{_e(rule)}"'
@@ -575,25 +596,50 @@ def _cell(stage: str, key: str, v, rule: Optional[str] = None) -> str:
 
 
 def funnel_table(rows: list[dict]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("stage / rule", "documents in", "documents out", "dropped", "skipped",
-                                               "characters in", "characters out", "tokens"))
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "stage / rule",
+            "documents in",
+            "documents out",
+            "dropped",
+            "skipped",
+            "characters in",
+            "characters out",
+            "tokens",
+        )
+    )
     out = [f'<table id="funnel-table"><tr>{head}</tr>']
     for r in rows:
         st = r["stage"]
         label = st + (f" (step {r['steps']})" if r.get("steps") is not None else "")
-        out.append(f'<tr class="stage" data-stage="{_e(st)}"><td><b>{_e(label)}</b></td>'
-                   + "".join(_cell(st, k, r.get(k)) for k in FUNNEL_KEYS) + "</tr>")
+        out.append(
+            f'<tr class="stage" data-stage="{_e(st)}"><td><b>{_e(label)}</b></td>'
+            + "".join(_cell(st, k, r.get(k)) for k in FUNNEL_KEYS)
+            + "</tr>"
+        )
         for rule, d in sorted(r.get("dropped", {}).items(), key=lambda kv: -kv[1]["documents"]):
-            out.append(f'<tr class="rule"><td>&nbsp;&nbsp;dropped by {_e(rule)}</td><td></td><td></td>'
-                       + _cell(st, "rule_documents", d["documents"], rule) + "<td></td><td></td>"
-                       + _cell(st, "rule_chars", d["chars"], rule) + "<td></td></tr>")
+            out.append(
+                f'<tr class="rule"><td>&nbsp;&nbsp;dropped by {_e(rule)}</td><td></td><td></td>'
+                + _cell(st, "rule_documents", d["documents"], rule)
+                + "<td></td><td></td>"
+                + _cell(st, "rule_chars", d["chars"], rule)
+                + "<td></td></tr>"
+            )
         for lang, d in sorted(r.get("kept_by_language", {}).items(), key=lambda kv: -kv[1]["documents"]):
-            out.append(f'<tr class="rule"><td>&nbsp;&nbsp;kept as {_e(lang)} ({_e(st)}/{_e(lang)}/data)</td><td></td>'
-                       + _cell(st, "language_documents", d["documents"], lang) + "<td></td><td></td><td></td>"
-                       + _cell(st, "language_chars", d["chars"], lang) + "<td></td></tr>")
+            out.append(
+                f'<tr class="rule"><td>&nbsp;&nbsp;kept as {_e(lang)} ({_e(st)}/{_e(lang)}/data)</td><td></td>'
+                + _cell(st, "language_documents", d["documents"], lang)
+                + "<td></td><td></td><td></td>"
+                + _cell(st, "language_chars", d["chars"], lang)
+                + "<td></td></tr>"
+            )
         for reason, n in sorted(r.get("skipped_reasons", {}).items(), key=lambda kv: -kv[1]):
-            out.append(f'<tr class="rule"><td>&nbsp;&nbsp;skipped: {_e(reason)}</td><td></td><td></td><td></td>'
-                       + _cell(st, "skipped_reason", n, reason) + "<td></td><td></td><td></td></tr>")
+            out.append(
+                f'<tr class="rule"><td>&nbsp;&nbsp;skipped: {_e(reason)}</td><td></td><td></td><td></td>'
+                + _cell(st, "skipped_reason", n, reason)
+                + "<td></td><td></td><td></td></tr>"
+            )
     out.append("</table>")
     return "\n".join(out)
 
@@ -623,7 +669,7 @@ def render(data: dict, cfg=None) -> str:
         '<html lang="ja"><head><meta charset="utf-8">',
         f"<title>shikomi report: {_e(run_dir)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>shikomi run report</h1><p class=\"meta\">run folder: <code>{_e(run_dir)}</code>; stages present: "
+        f'<h1>shikomi run report</h1><p class="meta">run folder: <code>{_e(run_dir)}</code>; stages present: '
         f"{_e(', '.join(data['stages']) or 'none')}</p>",
         '<nav><a href="#funnel">funnel</a><a href="#rules">rules</a><a href="#languages">languages</a>'
         '<a href="#dedup">dedup</a><a href="#mix">mix</a><a href="#tokenizer">tokenizer</a>'
@@ -634,9 +680,11 @@ def render(data: dict, cfg=None) -> str:
     if rows:
         parts.append(_img(chart_funnel(rows, dpi), "funnel", ""))
         parts.append(funnel_table(rows))
-        parts.append('<p class="meta">Numbers are each stage\'s stats.json (extract counts WARC records in, '
-                     "skipped ones included). tokenize tokens include one EOS per document; train "
-                     "tokens are the tokens seen by the last logged step.</p>")
+        parts.append(
+            '<p class="meta">Numbers are each stage\'s stats.json (extract counts WARC records in, '
+            "skipped ones included). tokenize tokens include one EOS per document; train "
+            "tokens are the tokens seen by the last logged step.</p>"
+        )
     else:
         parts.append('<p class="missing">no stage has written stats.json yet</p>')
     parts.append("</section>")
@@ -647,15 +695,30 @@ def render(data: dict, cfg=None) -> str:
 
     parts.append('<section id="languages"><h2>Languages</h2>')
     langs = data["languages"]
-    parts.append(_img(chart_bars(langs, "documents per language (langid)", dpi), "languages",
-                      "no language counts (langid/stats.json 'languages')"))
-    parts.append(_img(chart_hist(data["score_histogram"], "language score", "score", dpi), "language score histogram",
-                      "no language score histogram (langid/stats.json 'score_histogram')"))
+    parts.append(
+        _img(
+            chart_bars(langs, "documents per language (langid)", dpi),
+            "languages",
+            "no language counts (langid/stats.json 'languages')",
+        )
+    )
+    parts.append(
+        _img(
+            chart_hist(data["score_histogram"], "language score", "score", dpi),
+            "language score histogram",
+            "no language score histogram (langid/stats.json 'score_histogram')",
+        )
+    )
     parts.append("</section>")
 
     parts.append('<section id="dedup"><h2>Near-duplicate clusters</h2>')
-    parts.append(_img(chart_hist(data["dedup_clusters"], "dedup cluster sizes", "cluster size", dpi, logy=True),
-                      "dedup cluster sizes", "no cluster-size histogram (dedup/stats.json)"))
+    parts.append(
+        _img(
+            chart_hist(data["dedup_clusters"], "dedup cluster sizes", "cluster size", dpi, logy=True),
+            "dedup cluster sizes",
+            "no cluster-size histogram (dedup/stats.json)",
+        )
+    )
     parts.append("</section>")
 
     parts.append('<section id="mix"><h2>Mix by tokens</h2>')
@@ -665,22 +728,50 @@ def render(data: dict, cfg=None) -> str:
     if real:
         tot = sum(r["train_tokens"] for r in real.values()) or 1
         ttot = sum(mix["target"].values()) or 1
-        trs = [[s, r["documents"], r["train_tokens"], r["val_tokens"], f"{r['train_tokens'] / tot:.2%}",
-                f"{mix['target'].get(s, 0) / ttot:.2%}"] for s, r in real.items()]
-        parts.append(_simple_table(["source", "documents", "train tokens", "validation tokens", "realised share (train)",
-                                    "target share"], trs, "mix-table"))
+        trs = [
+            [
+                s,
+                r["documents"],
+                r["train_tokens"],
+                r["val_tokens"],
+                f"{r['train_tokens'] / tot:.2%}",
+                f"{mix['target'].get(s, 0) / ttot:.2%}",
+            ]
+            for s, r in real.items()
+        ]
+        parts.append(
+            _simple_table(
+                ["source", "documents", "train tokens", "validation tokens", "realised share (train)", "target share"],
+                trs,
+                "mix-table",
+            )
+        )
         parts.append(f'<p class="meta">target from {_e(mix["target_from"])}</p>')
     parts.append("</section>")
 
     parts.append('<section id="tokenizer"><h2>Tokenizer: characters per token</h2>')
     cpt = data["tokenizer"]["chars_per_token"]
-    parts.append(_img(chart_bars({k: v["chars_per_token"] for k, v in cpt.items()}, "characters per token", dpi,
-                                 color="#b279a2", fmt="{:.2f}"), "characters per token",
-                      "no tokenizer or mix output yet"))
+    parts.append(
+        _img(
+            chart_bars(
+                {k: v["chars_per_token"] for k, v in cpt.items()},
+                "characters per token",
+                dpi,
+                color="#b279a2",
+                fmt="{:.2f}",
+            ),
+            "characters per token",
+            "no tokenizer or mix output yet",
+        )
+    )
     if cpt:
-        parts.append(_simple_table(["source", "characters", "tokens", "characters per token"],
-                                   [[k, v["chars"], v["tokens"], round(v["chars_per_token"], 3)] for k, v in cpt.items()],
-                                   "cpt-table"))
+        parts.append(
+            _simple_table(
+                ["source", "characters", "tokens", "characters per token"],
+                [[k, v["chars"], v["tokens"], round(v["chars_per_token"], 3)] for k, v in cpt.items()],
+                "cpt-table",
+            )
+        )
         parts.append(f'<p class="meta">measured on {_e(data["tokenizer"]["how"])}</p>')
     meta = data["tokenizer"]["meta"]
     if meta:
@@ -692,8 +783,12 @@ def render(data: dict, cfg=None) -> str:
     parts.append(_img(chart_loss(metrics, dpi), "loss curves", "no train/metrics.jsonl yet"))
     if metrics:
         last = metrics[-1]
-        parts.append(_simple_table(["last step", "tokens", "loss", "lr"],
-                                   [[last.get("step"), last.get("tokens"), last.get("loss"), last.get("lr")]]))
+        parts.append(
+            _simple_table(
+                ["last step", "tokens", "loss", "lr"],
+                [[last.get("step"), last.get("tokens"), last.get("loss"), last.get("lr")]],
+            )
+        )
     parts.append("</section>")
 
     parts.append('<section id="samples"><h2>Dropped documents, sampled per rule</h2>')
@@ -703,11 +798,17 @@ def render(data: dict, cfg=None) -> str:
     for stage, rules in samples.items():
         parts.append(f"<h3>{_e(stage)}</h3>")
         for rule, docs in list(rules.items())[:max_rules]:
-            parts.append(f'<details data-stage="{_e(stage)}" data-rule="{_e(rule)}"><summary>{_e(rule)} '
-                         f"({len(docs)} shown)</summary>")
+            parts.append(
+                f'<details data-stage="{_e(stage)}" data-rule="{_e(rule)}"><summary>{_e(rule)} '
+                f"({len(docs)} shown)</summary>"
+            )
             for d in docs:
-                head = f"id {d['id']}" + (f" · value {d['value']}" if d.get("value") else "") \
-                    + (f" · {d['url']}" if d.get("url") else "") + f" · {d['chars']:,} chars"
+                head = (
+                    f"id {d['id']}"
+                    + (f" · value {d['value']}" if d.get("value") else "")
+                    + (f" · {d['url']}" if d.get("url") else "")
+                    + f" · {d['chars']:,} chars"
+                )
                 parts.append(f'<p class="meta">{_e(head)}</p><pre>{_e(d["text"])}</pre>')
             parts.append("</details>")
     parts.append("</section>")
@@ -729,7 +830,9 @@ def resolve_run_dir(args, cfg) -> Path:
     if not p.is_dir():
         raise UserError(f"{p}: no such run folder")
     if not is_run_dir(p):
-        raise UserError(f"{p}: not a run folder (expected stage folders such as {p}/extract or {p}/clean with stats.json)")
+        raise UserError(
+            f"{p}: not a run folder (expected stage folders such as {p}/extract or {p}/clean with stats.json)"
+        )
     return p
 
 
@@ -742,7 +845,9 @@ def write_report(run_dir: Path, cfg=None) -> Path:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out / "index.html")
     slim = {k: v for k, v in data.items() if k != "samples"}
-    (out / "report.json").write_text(json.dumps(slim, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps(slim, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8"
+    )
     return out / "index.html"
 
 

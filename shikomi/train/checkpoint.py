@@ -33,7 +33,7 @@ def list_complete(root: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     out = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / COMPLETE).is_file()]
-    return sorted(out, key=lambda p: int(p.name[len(PREFIX):]))
+    return sorted(out, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
 def latest(root: str | Path) -> Path | None:
@@ -100,7 +100,7 @@ def save(root: str | Path, step: int, model, optimizer, trainer_state: dict, kee
         # incomplete leftovers older than this one are dead
         for p in Path(root).iterdir():
             if p.is_dir() and p.name.startswith(PREFIX) and not (p / COMPLETE).is_file() and p != path:
-                if int(p.name[len(PREFIX):]) < step:
+                if int(p.name[len(PREFIX) :]) < step:
                     shutil.rmtree(p, ignore_errors=True)
     _barrier()
     return path

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shikomi.errors import UserError
 from shikomi.core.shards import ShardReader, read_manifest
+from shikomi.errors import UserError
 
 
 def seq_len_at(train_cfg, step: int) -> int:
@@ -57,8 +57,10 @@ def batch_split(train_cfg, world: int) -> tuple[int, int, int]:
         raise UserError(f"train.global_batch_size={train_cfg.global_batch_size} is not divisible by {world} ranks")
     micro = min(train_cfg.micro_batch_size, per_rank)
     if per_rank % micro:
-        raise UserError(f"train.global_batch_size / ranks = {per_rank} is not a multiple of "
-                        f"train.micro_batch_size={train_cfg.micro_batch_size}")
+        raise UserError(
+            f"train.global_batch_size / ranks = {per_rank} is not a multiple of "
+            f"train.micro_batch_size={train_cfg.micro_batch_size}"
+        )
     return per_rank, micro, per_rank // micro
 
 
@@ -115,9 +117,17 @@ class TokenData:
                 if not Path(str(prefix) + suf).is_file():
                     raise UserError(f"{self.dir}/manifest.json names shard {s['path']} but {prefix}{suf} is missing")
             ids = s.get("ids_path")
-            self.shards.append(Shard(rel=s["path"], prefix=prefix, source=s.get("source", "unknown"),
-                                     split=s.get("split", "train"), documents=int(s["documents"]),
-                                     tokens=int(s["tokens"]), ids_path=self.dir / ids if ids else None))
+            self.shards.append(
+                Shard(
+                    rel=s["path"],
+                    prefix=prefix,
+                    source=s.get("source", "unknown"),
+                    split=s.get("split", "train"),
+                    documents=int(s["documents"]),
+                    tokens=int(s["tokens"]),
+                    ids_path=self.dir / ids if ids else None,
+                )
+            )
         train = [i for i, s in enumerate(self.shards) if s.split == "train" and s.documents > 0]
         if not train:
             raise UserError(f"{self.dir}/manifest.json: no train shards with documents")
@@ -190,9 +200,19 @@ class TokenData:
             for doc, start, take, epoch in self.pieces(base + i * L, L + 1):
                 sh = self.shards[self.doc_shard[doc]]
                 seq = int(self.doc_seq[doc])
-                out.append({"step": step, "sample": i, "source": sh.source, "shard": sh.rel, "sequence": seq,
-                            "id": sh.ids[seq] if seq < len(sh.ids) else f"{sh.rel}#{seq}",
-                            "epoch": epoch, "offset": start, "tokens": take})
+                out.append(
+                    {
+                        "step": step,
+                        "sample": i,
+                        "source": sh.source,
+                        "shard": sh.rel,
+                        "sequence": seq,
+                        "id": sh.ids[seq] if seq < len(sh.ids) else f"{sh.rel}#{seq}",
+                        "epoch": epoch,
+                        "offset": start,
+                        "tokens": take,
+                    }
+                )
         return out
 
     # --- validation ---

@@ -35,12 +35,26 @@ def hf_config(args, bos_id: int | None, eos_id: int, pad_id: int | None) -> dict
     from transformers import LlamaConfig
 
     cfg = LlamaConfig(
-        vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=args.ffn_dim,
-        num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads, num_key_value_heads=args.n_kv_heads,
-        head_dim=args.head_dim, max_position_embeddings=args.max_seq_len, rms_norm_eps=args.norm_eps,
-        rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta}, tie_word_embeddings=False,
-        attention_bias=False, mlp_bias=False, hidden_act="silu", bos_token_id=bos_id, eos_token_id=eos_id,
-        pad_token_id=pad_id, architectures=["LlamaForCausalLM"], dtype="float32")
+        vocab_size=args.vocab_size,
+        hidden_size=args.dim,
+        intermediate_size=args.ffn_dim,
+        num_hidden_layers=args.n_layers,
+        num_attention_heads=args.n_heads,
+        num_key_value_heads=args.n_kv_heads,
+        head_dim=args.head_dim,
+        max_position_embeddings=args.max_seq_len,
+        rms_norm_eps=args.norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        architectures=["LlamaForCausalLM"],
+        dtype="float32",
+    )
     return cfg
 
 
@@ -68,8 +82,10 @@ def export_tokenizer(tok_dir: Path, dest: Path) -> None:
     if not model.is_file():
         raise UserError(f"no tokenizer to export: neither {hf}/ nor {model} exists (run `shikomi train-tokenizer`)")
     shutil.copy2(model, dest / "tokenizer.model")
-    (dest / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, "add_eos_token": False}, indent=1) + "\n")
+    (dest / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, "add_eos_token": False}, indent=1)
+        + "\n"
+    )
     from transformers import AutoTokenizer
 
     AutoTokenizer.from_pretrained(str(dest)).save_pretrained(str(dest))
@@ -98,12 +114,15 @@ def export(checkpoint: Path, dest: Path, tok_dir: Path | None) -> Path:
     from transformers import GenerationConfig
 
     GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=pad if pad is not None else eos).save_pretrained(
-        str(dest))
+        str(dest)
+    )
     save_file(hf_state_dict(model), str(dest / "model.safetensors"), metadata={"format": "pt"})
     if tok_dir is not None:
         export_tokenizer(tok_dir, dest)
-    (dest / "shikomi_export.json").write_text(json.dumps(
-        {"checkpoint": str(checkpoint), "step": state["step"], "tokens": state.get("tokens")}, indent=1) + "\n")
+    (dest / "shikomi_export.json").write_text(
+        json.dumps({"checkpoint": str(checkpoint), "step": state["step"], "tokens": state.get("tokens")}, indent=1)
+        + "\n"
+    )
     return dest
 
 

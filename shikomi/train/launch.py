@@ -86,8 +86,9 @@ def main(args, cfg) -> int:
     if resume is None:  # `shikomi run` continues an interrupted chain
         resume = latest is not None
     if not resume and latest is not None:
-        raise UserError(f"{out}/checkpoints already holds checkpoints: pass --resume to continue the run, "
-                        f"or --force to start over")
+        raise UserError(
+            f"{out}/checkpoints already holds checkpoints: pass --resume to continue the run, or --force to start over"
+        )
     max_steps = getattr(args, "max_steps", None) or cfg.train.max_steps
     if resume and latest is not None and int(latest.name.split("_")[1]) >= max_steps:
         print(f"[train] {latest} already has {max_steps} steps; nothing to train")
@@ -108,8 +109,10 @@ def main(args, cfg) -> int:
     print("[train] " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     rc = subprocess.call(cmd, env=env)
     if rc != 0:
-        raise UserError(f"training failed (exit code {rc}); logs above; rerun with --resume to continue "
-                        f"from the latest checkpoint in {out}/checkpoints")
+        raise UserError(
+            f"training failed (exit code {rc}); logs above; rerun with --resume to continue "
+            f"from the latest checkpoint in {out}/checkpoints"
+        )
     print_summary(out)
     return 0
 
@@ -124,13 +127,18 @@ def print_summary(out: Path) -> None:
     ok = [r for r in rows if r.get("loss") is not None] or rows
     first, last = ok[0], ok[-1]
     skipped = [r["step"] for r in rows if r.get("skipped")]
-    print(f"[train] steps {first['step']}..{last['step']}: loss {first['loss']:.4f} -> {last['loss']:.4f}, "
-          f"{last['tokens']:,} tokens" + (f", skipped steps {skipped}" if skipped else ""))
+    print(
+        f"[train] steps {first['step']}..{last['step']}: loss {first['loss']:.4f} -> {last['loss']:.4f}, "
+        f"{last['tokens']:,} tokens" + (f", skipped steps {skipped}" if skipped else "")
+    )
     evals = [r for r in rows if any(k.startswith("val_loss/") for k in r)]
     if evals:
         e = evals[-1]
-        vals = ", ".join(f"{k.split('/', 1)[1]} {v:.4f} (ppl {e.get('val_ppl/' + k.split('/', 1)[1], 0):.1f})"
-                         for k, v in e.items() if k.startswith("val_loss/"))
+        vals = ", ".join(
+            f"{k.split('/', 1)[1]} {v:.4f} (ppl {e.get('val_ppl/' + k.split('/', 1)[1], 0):.1f})"
+            for k, v in e.items()
+            if k.startswith("val_loss/")
+        )
         print(f"[train] validation loss at step {e['step']}: {vals}")
     latest = ckpt.latest(out / "checkpoints")
     print(f"  output: {out}/  metrics: {metrics}" + (f"  checkpoint: {latest}" if latest else ""))

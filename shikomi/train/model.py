@@ -221,8 +221,12 @@ def count_params(a: ModelArgs) -> dict[str, int]:
     mlp = 3 * a.dim * a.ffn_dim
     block = attn + mlp + 2 * a.dim
     body = a.n_layers * block + a.dim
-    return {"embedding": a.vocab_size * a.dim, "lm_head": a.vocab_size * a.dim, "body": body,
-            "total": body + 2 * a.vocab_size * a.dim}
+    return {
+        "embedding": a.vocab_size * a.dim,
+        "lm_head": a.vocab_size * a.dim,
+        "body": body,
+        "total": body + 2 * a.vocab_size * a.dim,
+    }
 
 
 def flops_per_token(a: ModelArgs, seq_len: int) -> float:

@@ -13,13 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from shikomi.core.shards import ShardWriter, dtype_for_vocab
 from shikomi.core.files import sha256_file
+from shikomi.core.shards import ShardWriter, dtype_for_vocab
 
 
-def write_token_folder(folder: str | Path, docs: dict[tuple[str, str], list[tuple[str, list[int]]]],
-                       vocab_size: int, eos_id: int, seed: int = 0, tokenizer_path: str = "tokenizer.model",
-                       tokenizer_sha256: str = "0" * 64, shards_per_source: int = 1) -> Path:
+def write_token_folder(
+    folder: str | Path,
+    docs: dict[tuple[str, str], list[tuple[str, list[int]]]],
+    vocab_size: int,
+    eos_id: int,
+    seed: int = 0,
+    tokenizer_path: str = "tokenizer.model",
+    tokenizer_sha256: str = "0" * 64,
+    shards_per_source: int = 1,
+) -> Path:
     """docs: {(source, split): [(doc_id, tokens with EOS), ...]} -> token folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,18 +45,31 @@ def write_token_folder(folder: str | Path, docs: dict[tuple[str, str], list[tupl
             with open(folder / ids_rel, "w", encoding="utf-8") as f:
                 for doc_id, _ in part:
                     f.write(json.dumps(doc_id, ensure_ascii=False) + "\n")
-            shards.append({"path": rel, "sha256": sha256_file(folder / (rel + ".bin")),
-                           "idx_sha256": sha256_file(folder / (rel + ".idx")), "documents": w.documents,
-                           "tokens": w.tokens, "source": source, "split": split, "ids_path": ids_rel})
-    manifest = {"tokenizer": {"path": tokenizer_path, "sha256": tokenizer_sha256, "vocab_size": vocab_size,
-                              "eos_id": eos_id},
-                "dtype": dtype.name, "seed": seed, "shards": shards}
+            shards.append(
+                {
+                    "path": rel,
+                    "sha256": sha256_file(folder / (rel + ".bin")),
+                    "idx_sha256": sha256_file(folder / (rel + ".idx")),
+                    "documents": w.documents,
+                    "tokens": w.tokens,
+                    "source": source,
+                    "split": split,
+                    "ids_path": ids_rel,
+                }
+            )
+    manifest = {
+        "tokenizer": {"path": tokenizer_path, "sha256": tokenizer_sha256, "vocab_size": vocab_size, "eos_id": eos_id},
+        "dtype": dtype.name,
+        "seed": seed,
+        "shards": shards,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return folder
 
 
-def synthetic_documents(source: str, n: int, vocab_size: int, eos_id: int, seed: int,
-                        min_len: int = 20, max_len: int = 200) -> list[tuple[str, list[int]]]:
+def synthetic_documents(
+    source: str, n: int, vocab_size: int, eos_id: int, seed: int, min_len: int = 20, max_len: int = 200
+) -> list[tuple[str, list[int]]]:
     """Documents of one source: x[t+1] = (a·x[t] + b) mod m in the source's token range,
     with 10% random tokens; each source has its own a, b and range."""
     salt = sum(source.encode())
@@ -70,8 +90,9 @@ def synthetic_documents(source: str, n: int, vocab_size: int, eos_id: int, seed:
     return out
 
 
-def synthetic_token_folder(folder: str | Path, vocab_size: int = 256, docs_per_source: int = 120,
-                           seed: int = 0, sources=("ja", "en", "code")) -> Path:
+def synthetic_token_folder(
+    folder: str | Path, vocab_size: int = 256, docs_per_source: int = 120, seed: int = 0, sources=("ja", "en", "code")
+) -> Path:
     eos = 2
     weights = {"ja": 5, "en": 4, "code": 1}
     docs = {}

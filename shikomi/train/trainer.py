@@ -32,8 +32,18 @@ from shikomi.train.data import TokenData, batch_split, seq_len_at, token_dir_for
 from shikomi.train.model import Transformer, count_params, flops_per_token, loss_fn, model_args
 
 # dense bf16 peak FLOP/s per device: MFU is always against this peak
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12,
-              "V100": 125e12, "MI300X": 1307e12, "GH200": 989e12, "B200": 2250e12}
+PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+    "V100": 125e12,
+    "MI300X": 1307e12,
+    "GH200": 989e12,
+    "B200": 2250e12,
+}
 
 
 # models larger than this are built on the meta device and initialised after sharding
@@ -103,8 +113,13 @@ class Trainer:
 
             raise UserError("train.device is 'cuda' but no GPU is visible")
         if "RANK" not in os.environ:  # one process without torchrun
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=os.environ.get("MASTER_PORT", str(_free_port())))
+            os.environ.update(
+                RANK="0",
+                WORLD_SIZE="1",
+                LOCAL_RANK="0",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=os.environ.get("MASTER_PORT", str(_free_port())),
+            )
         self.rank, self.world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
         if want_cuda:
@@ -136,8 +151,11 @@ class Trainer:
             model.to(self.device)
         model.activation_checkpointing = tc.activation_checkpointing
         mesh = init_device_mesh(self.device.type, (self.world,))
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if self.bf16 else \
-            MixedPrecisionPolicy()
+        mp = (
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if self.bf16
+            else MixedPrecisionPolicy()
+        )
         for i, layer in enumerate(model.layers):
             if tc.compile:
                 layer = torch.compile(layer)
@@ -152,7 +170,11 @@ class Trainer:
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, foreach=True)
+            lr=tc.lr,
+            betas=(tc.beta1, tc.beta2),
+            eps=tc.eps,
+            foreach=True,
+        )
         self.flops_per_token = flops_per_token(self.args, tc.seq_len)
         self.peak = tc.peak_tflops * 1e12 if tc.peak_tflops else self._device_peak()
 
@@ -244,11 +266,13 @@ class Trainer:
                     chunk = windows[:1]
                 t = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device)
                 logits = self.model(t[:, :-1])
-                ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), t[:, 1:].reshape(-1),
-                                                       reduction="sum")
+                ce = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), t[:, 1:].reshape(-1), reduction="sum"
+                )
                 if real:
-                    acc += torch.stack([ce.double(), torch.tensor(float(t[:, 1:].numel()), dtype=torch.float64,
-                                                                  device=self.device)])
+                    acc += torch.stack(
+                        [ce.double(), torch.tensor(float(t[:, 1:].numel()), dtype=torch.float64, device=self.device)]
+                    )
             dist.all_reduce(acc)
             val = float(acc[0] / acc[1])
             out[f"val_loss/{source}"] = val
@@ -258,15 +282,22 @@ class Trainer:
 
     # --- checkpoints and logs ---
     def _trainer_state(self, step: int) -> dict:
-        return {"step": step, "tokens": tokens_before(self.tc, step), "world_size": self.world,
-                "model_args": dataclasses.asdict(self.args), "eos_id": self.data.eos_id,
-                "token_dir": str(self.data.dir),
-                "loss_history": list(self.spikes.history), "seed": self.tc.seed,
-                "config": self.cfg.model_dump(mode="json")}
+        return {
+            "step": step,
+            "tokens": tokens_before(self.tc, step),
+            "world_size": self.world,
+            "model_args": dataclasses.asdict(self.args),
+            "eos_id": self.data.eos_id,
+            "token_dir": str(self.data.dir),
+            "loss_history": list(self.spikes.history),
+            "seed": self.tc.seed,
+            "config": self.cfg.model_dump(mode="json"),
+        }
 
     def save(self, step: int) -> Path:
-        return ckpt.save(self.ckpt_root, step, self.model, self.optimizer, self._trainer_state(step),
-                         keep=self.tc.keep_checkpoints)
+        return ckpt.save(
+            self.ckpt_root, step, self.model, self.optimizer, self._trainer_state(step), keep=self.tc.keep_checkpoints
+        )
 
     def _truncate_log(self, name: str, start: int) -> None:
         p = self.out / name
@@ -290,12 +321,24 @@ class Trainer:
         tc = self.tc
         injected = step in tc.inject_spike_steps or step in tc.inject_nan_steps
         docs = self.data.documents(tc, step)
-        self._log("spikes.jsonl", {
-            "step": step, "reason": res["skipped"], "loss": res["loss"], "zscore": res["zscore"],
-            "grad_norm": res["grad_norm"], "injected": injected,
-            "documents": sorted({d["id"] for d in docs}), "sources": sorted({d["source"] for d in docs})})
-        print(f"\n[train] step {step}: update skipped ({res['skipped']}, loss {res['loss']:.4f}); "
-              f"its documents are in {self.out / 'spikes.jsonl'}", file=sys.stderr)
+        self._log(
+            "spikes.jsonl",
+            {
+                "step": step,
+                "reason": res["skipped"],
+                "loss": res["loss"],
+                "zscore": res["zscore"],
+                "grad_norm": res["grad_norm"],
+                "injected": injected,
+                "documents": sorted({d["id"] for d in docs}),
+                "sources": sorted({d["source"] for d in docs}),
+            },
+        )
+        print(
+            f"\n[train] step {step}: update skipped ({res['skipped']}, loss {res['loss']:.4f}); "
+            f"its documents are in {self.out / 'spikes.jsonl'}",
+            file=sys.stderr,
+        )
 
     def _on_sigterm(self, signum, frame) -> None:
         self._stop = True
@@ -317,8 +360,11 @@ class Trainer:
                 st = ckpt.load(path, self.model, self.optimizer)
                 start, history = int(st["step"]), st.get("loss_history", [])
                 if self.rank == 0:
-                    print(f"[train] resumed from {path} (step {start}, trained on {st['world_size']} ranks, "
-                          f"now {self.world})", file=sys.stderr)
+                    print(
+                        f"[train] resumed from {path} (step {start}, trained on {st['world_size']} ranks, "
+                        f"now {self.world})",
+                        file=sys.stderr,
+                    )
         self.spikes = SpikeDetector(tc.spike_zscore, tc.spike_window, tc.spike_min_history, history)
         for name in ("metrics.jsonl", "spikes.jsonl"):
             self._truncate_log(name, start)
@@ -329,14 +375,23 @@ class Trainer:
         if self.rank == 0 and tc.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.max_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
-                       file=sys.stderr, mininterval=1.0)
+            bar = tqdm(
+                total=self.max_steps,
+                initial=start,
+                desc="train",
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                mininterval=1.0,
+            )
         if self.rank == 0:
             p = count_params(self.args)
-            print(f"[train] {tc.model.preset} model: {p['total']:,} parameters ({p['body']:,} in blocks), "
-                  f"{self.flops_per_token:.3e} FLOPs/token; {self.world} ranks on {self.device.type}, "
-                  f"global batch {tc.global_batch_size} × {tc.seq_len} (micro {self.micro}, accum {self.accum})",
-                  file=sys.stderr)
+            print(
+                f"[train] {tc.model.preset} model: {p['total']:,} parameters ({p['body']:,} in blocks), "
+                f"{self.flops_per_token:.3e} FLOPs/token; {self.world} ranks on {self.device.type}, "
+                f"global batch {tc.global_batch_size} × {tc.seq_len} (micro {self.micro}, accum {self.accum})",
+                file=sys.stderr,
+            )
         last_eval: dict = {}
         last_saved = start
         step = start
@@ -353,9 +408,17 @@ class Trainer:
             dt = time.perf_counter() - t0
             L = seq_len_at(tc, step)
             ntok = tc.global_batch_size * L
-            row = {"step": step, "tokens": tokens_before(tc, step + 1), "loss": res["loss"], "lr": res["lr"],
-                   "grad_norm": res["grad_norm"], "tokens_per_s": ntok / dt, "z_loss": res["z_loss"],
-                   "seq_len": L, "step_time_s": dt}
+            row = {
+                "step": step,
+                "tokens": tokens_before(tc, step + 1),
+                "loss": res["loss"],
+                "lr": res["lr"],
+                "grad_norm": res["grad_norm"],
+                "tokens_per_s": ntok / dt,
+                "z_loss": res["z_loss"],
+                "seq_len": L,
+                "step_time_s": dt,
+            }
             if self.peak:
                 row["mfu"] = flops_per_token(self.args, L) * ntok / dt / (self.peak * self.world)
             if crc is not None:
@@ -380,8 +443,7 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{res['loss']:.3f}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
             step = done
-            if (tc.checkpoint_interval and step % tc.checkpoint_interval == 0) or step == self.max_steps \
-                    or int(stop):
+            if (tc.checkpoint_interval and step % tc.checkpoint_interval == 0) or step == self.max_steps or int(stop):
                 self.save(step)
                 last_saved = step
             if int(stop):
@@ -401,8 +463,9 @@ class Trainer:
         except ImportError:
             from shikomi.errors import UserError
 
-            raise UserError("train.tensorboard is on but the `tensorboard` package is not installed "
-                            "(pip install tensorboard)") from None
+            raise UserError(
+                "train.tensorboard is on but the `tensorboard` package is not installed (pip install tensorboard)"
+            ) from None
         return SummaryWriter(str(self.out / "tensorboard"))
 
 

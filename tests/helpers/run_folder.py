@@ -12,19 +12,62 @@ from pathlib import Path
 
 from datatrove.data import Document
 
-from shikomi.core.writers import DocWriter
-from shikomi.core.shards import ShardWriter, dtype_for_vocab
-from shikomi.core.files import sha256_file
+from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.rules import reject
-from shikomi.core.files import write_json_atomic
+from shikomi.core.shards import ShardWriter, dtype_for_vocab
+from shikomi.core.writers import DocWriter
 
-JA_WORDS = ["日本語", "文章", "東京", "大阪", "天気", "研究", "学校", "電車", "季節", "料理", "歴史", "音楽",
-            "言語", "モデル", "データ", "コーパス", "京都", "山", "川", "海"]
+JA_WORDS = [
+    "日本語",
+    "文章",
+    "東京",
+    "大阪",
+    "天気",
+    "研究",
+    "学校",
+    "電車",
+    "季節",
+    "料理",
+    "歴史",
+    "音楽",
+    "言語",
+    "モデル",
+    "データ",
+    "コーパス",
+    "京都",
+    "山",
+    "川",
+    "海",
+]
 JA_PARTS = ["は", "が", "を", "に", "で", "と", "の"]
-EN_WORDS = ["the", "model", "reads", "data", "river", "city", "music", "history", "school", "train", "weather",
-            "language", "quick", "brown", "fox", "over"]
-CODE_LINES = ["def f(x):", "    return x + 1", "for i in range(10):", "    print(i)", "import os", "class A:",
-              "    pass", "x = [1, 2, 3]"]
+EN_WORDS = [
+    "the",
+    "model",
+    "reads",
+    "data",
+    "river",
+    "city",
+    "music",
+    "history",
+    "school",
+    "train",
+    "weather",
+    "language",
+    "quick",
+    "brown",
+    "fox",
+    "over",
+]
+CODE_LINES = [
+    "def f(x):",
+    "    return x + 1",
+    "for i in range(10):",
+    "    print(i)",
+    "import os",
+    "class A:",
+    "    pass",
+    "x = [1, 2, 3]",
+]
 
 TRAIN = {"seq_len": 16, "global_batch_size": 8, "micro_batch_size": 2, "max_steps": 20, "seed": 7}
 SENTINEL = "猫が窓辺で静かに眠っている午後の光景を記録する。"
@@ -39,7 +82,9 @@ def ja_text(rng: random.Random, n: int) -> str:
 
 
 def en_text(rng: random.Random, n: int) -> str:
-    return " ".join(" ".join(rng.choice(EN_WORDS) for _ in range(rng.randint(4, 9))).capitalize() + "." for _ in range(n))
+    return " ".join(
+        " ".join(rng.choice(EN_WORDS) for _ in range(rng.randint(4, 9))).capitalize() + "." for _ in range(n)
+    )
 
 
 def code_text(rng: random.Random, n: int) -> str:
@@ -94,8 +139,14 @@ def train_sp(model_prefix: Path, texts: list[str], vocab_size: int = 400) -> Non
     )
 
 
-def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[str] | None = None,
-             code: list[str] | None = None, train: dict | None = None) -> dict:
+def make_run(
+    root: Path,
+    seed: int = 0,
+    ja: list[str] | None = None,
+    en: list[str] | None = None,
+    code: list[str] | None = None,
+    train: dict | None = None,
+) -> dict:
     """Build a run folder; returns what went into it (ids, texts, counts). Texts
     default to generated ones; pass real texts for the real-data tests."""
     rng = random.Random(seed)
@@ -106,21 +157,35 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
     if ja is None:
         ja = [ja_text(rng, rng.randint(2, 6)) for _ in range(24)]
         ja[7] = ja[7] + SENTINEL + ja_text(rng, 1)
-    kept = [Document(t, f"ja-{i:03d}",
-                     metadata={"url": f"https://example.jp/{i}", "source": "ja", "language": "ja", "language_score": 0.99})
-            for i, t in enumerate(ja)]
+    kept = [
+        Document(
+            t,
+            f"ja-{i:03d}",
+            metadata={"url": f"https://example.jp/{i}", "source": "ja", "language": "ja", "language_score": 0.99},
+        )
+        for i, t in enumerate(ja)
+    ]
     rejected = []
     for i in range(9):
-        d = Document("短い", f"short-{i}", metadata={"url": f"https://example.jp/s{i}", "source": "ja", "language": "ja",
-                                           "language_score": 0.9})
+        d = Document(
+            "短い",
+            f"short-{i}",
+            metadata={"url": f"https://example.jp/s{i}", "source": "ja", "language": "ja", "language_score": 0.9},
+        )
         rejected.append(reject(d, "too_short", len(d.text)))
     for i in range(5):
-        d = Document("ABC " * 20 + "です", f"hira-{i}", metadata={"url": f"https://example.jp/h{i}", "source": "ja",
-                                                        "language": "ja", "language_score": 0.6})
+        d = Document(
+            "ABC " * 20 + "です",
+            f"hira-{i}",
+            metadata={"url": f"https://example.jp/h{i}", "source": "ja", "language": "ja", "language_score": 0.6},
+        )
         rejected.append(reject(d, "hiragana_ratio", 0.0123))
     for i in range(3):
-        d = Document("買う 今すぐ クリック " * 5, f"ng-{i}", metadata={"url": f"https://spam.example/{i}", "source": "ja",
-                                                          "language": "ja", "language_score": 0.8})
+        d = Document(
+            "買う 今すぐ クリック " * 5,
+            f"ng-{i}",
+            metadata={"url": f"https://spam.example/{i}", "source": "ja", "language": "ja", "language_score": 0.8},
+        )
         rejected.append(reject(d, "ng_words"))
     half = len(kept) // 2
     write_docs(run / "clean" / "data", kept[:half], 0)
@@ -142,34 +207,71 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
 
     # upstream stages: stats only (what the report reads)
     n_dedup_in = len(kept) + len(rejected) + 6
-    write_json_atomic(run / "dedup" / "stats.json", stats(
-        "dedup", n_dedup_in, len(kept) + len(rejected), {"near_duplicate": {"documents": 6, "chars": 900}},
-        kc + rc + 900, kc + rc, dedup={"ngram": 5, "cluster_sizes": {"2": 2, "3": 1, "4-5": 1, "1001+": 0}}))
+    write_json_atomic(
+        run / "dedup" / "stats.json",
+        stats(
+            "dedup",
+            n_dedup_in,
+            len(kept) + len(rejected),
+            {"near_duplicate": {"documents": 6, "chars": 900}},
+            kc + rc + 900,
+            kc + rc,
+            dedup={"ngram": 5, "cluster_sizes": {"2": 2, "3": 1, "4-5": 1, "1001+": 0}},
+        ),
+    )
     n_langid_out = n_dedup_in + 10
-    write_json_atomic(run / "langid" / "stats.json", stats(
-        "langid", n_langid_out + 7, n_langid_out, {"language": {"documents": 5, "chars": 700},
-                                                  "low_score": {"documents": 2, "chars": 100}},
-        50_000, 40_000, languages={"ja": n_dedup_in, "en": 10},
-        score_histogram={"bins": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-                         "counts": {"ja": [1, 2, 4, 8, 32], "en": [0, 1, 1, 3, 5]}}))
-    write_json_atomic(run / "extract" / "stats.json", stats(
-        "extract", n_langid_out + 7 + 2 + 16, n_langid_out + 7, {"empty_text": {"documents": 2, "chars": 0}},
-        60_000, 50_000, skipped={"not_html": 4, "not_response": 12}))
+    write_json_atomic(
+        run / "langid" / "stats.json",
+        stats(
+            "langid",
+            n_langid_out + 7,
+            n_langid_out,
+            {"language": {"documents": 5, "chars": 700}, "low_score": {"documents": 2, "chars": 100}},
+            50_000,
+            40_000,
+            languages={"ja": n_dedup_in, "en": 10},
+            score_histogram={
+                "bins": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+                "counts": {"ja": [1, 2, 4, 8, 32], "en": [0, 1, 1, 3, 5]},
+            },
+        ),
+    )
+    write_json_atomic(
+        run / "extract" / "stats.json",
+        stats(
+            "extract",
+            n_langid_out + 7 + 2 + 16,
+            n_langid_out + 7,
+            {"empty_text": {"documents": 2, "chars": 0}},
+            60_000,
+            50_000,
+            skipped={"not_html": 4, "not_response": 12},
+        ),
+    )
 
     # mix: ja (the clean output), en, code
     if en is None:
         en = [en_text(rng, rng.randint(2, 5)) for _ in range(16)]
     if code is None:
         code = [code_text(rng, rng.randint(3, 8)) for _ in range(6)]
-    en_docs = [Document(t, f"en-{i:03d}", metadata={"source": "en", "url": f"https://ex.com/{i}"})
-               for i, t in enumerate(en)]
+    en_docs = [
+        Document(t, f"en-{i:03d}", metadata={"source": "en", "url": f"https://ex.com/{i}"}) for i, t in enumerate(en)
+    ]
     code_docs = [Document(t, f"code-{i:03d}", metadata={"source": "code"}) for i, t in enumerate(code)]
     mix_docs = kept + en_docs + code_docs
     rng.shuffle(mix_docs)
     write_docs(run / "mix" / "data", mix_docs, 0)
-    write_json_atomic(run / "mix" / "stats.json", stats("mix", len(mix_docs), len(mix_docs), {},
-                                                        sum(len(d.text) for d in mix_docs),
-                                                        sum(len(d.text) for d in mix_docs)))
+    write_json_atomic(
+        run / "mix" / "stats.json",
+        stats(
+            "mix",
+            len(mix_docs),
+            len(mix_docs),
+            {},
+            sum(len(d.text) for d in mix_docs),
+            sum(len(d.text) for d in mix_docs),
+        ),
+    )
     write_json_atomic(run / "mix" / "plan.json", {"target_ratio": {"ja": 5, "en": 4, "code": 1}})
     info["mix_docs"] = mix_docs
 
@@ -179,9 +281,10 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(run / "tokenizer" / "tokenizer.model"))
-    write_json_atomic(run / "tokenizer" / "tokenizer.json",
-                      {"vocab_size": sp.vocab_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
-                       "pad_id": sp.pad_id()})
+    write_json_atomic(
+        run / "tokenizer" / "tokenizer.json",
+        {"vocab_size": sp.vocab_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(), "pad_id": sp.pad_id()},
+    )
 
     # tokenize: one train and one val shard per source; ids sidecars
     tok_dir = run / "tokenize"
@@ -199,17 +302,37 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
             bin_p, idx_p = w.close()
             ids_path = f"{name}.ids.jsonl"
             (tok_dir / ids_path).write_text("".join(json.dumps(d.id) + "\n" for d in part), encoding="utf-8")
-            shards.append({"path": name, "sha256": sha256_file(bin_p), "idx_sha256": sha256_file(idx_p),
-                           "documents": w.documents, "tokens": w.tokens, "source": src, "split": split,
-                           "ids_path": ids_path})
-    manifest = {"tokenizer": {"path": "../tokenizer/tokenizer.model",
-                              "sha256": sha256_file(run / "tokenizer" / "tokenizer.model"),
-                              "vocab_size": sp.vocab_size(), "eos_id": sp.eos_id()},
-                "dtype": str(dtype), "seed": 1234, "shards": shards}
+            shards.append(
+                {
+                    "path": name,
+                    "sha256": sha256_file(bin_p),
+                    "idx_sha256": sha256_file(idx_p),
+                    "documents": w.documents,
+                    "tokens": w.tokens,
+                    "source": src,
+                    "split": split,
+                    "ids_path": ids_path,
+                }
+            )
+    manifest = {
+        "tokenizer": {
+            "path": "../tokenizer/tokenizer.model",
+            "sha256": sha256_file(run / "tokenizer" / "tokenizer.model"),
+            "vocab_size": sp.vocab_size(),
+            "eos_id": sp.eos_id(),
+        },
+        "dtype": str(dtype),
+        "seed": 1234,
+        "shards": shards,
+    }
     write_json_atomic(tok_dir / "manifest.json", manifest)
     total_tokens = sum(s["tokens"] for s in shards)
-    write_json_atomic(tok_dir / "stats.json", stats("tokenize", len(mix_docs), len(mix_docs), {},
-                                                    sum(len(d.text) for d in mix_docs), 0, tokens_out=total_tokens))
+    write_json_atomic(
+        tok_dir / "stats.json",
+        stats(
+            "tokenize", len(mix_docs), len(mix_docs), {}, sum(len(d.text) for d in mix_docs), 0, tokens_out=total_tokens
+        ),
+    )
     info["manifest"] = manifest
 
     # train: the resolved config the trainer writes, and metrics of steps 0..19
@@ -222,8 +345,14 @@ def make_run(root: Path, seed: int = 0, ja: list[str] | None = None, en: list[st
     (run / "train" / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     lines = []
     for step in range(cfg.train.max_steps):
-        m = {"step": step, "tokens": step * 512, "loss": 6.0 - 0.2 * step, "lr": 1e-3, "grad_norm": 1.0,
-             "tokens_per_s": 1000.0}
+        m = {
+            "step": step,
+            "tokens": step * 512,
+            "loss": 6.0 - 0.2 * step,
+            "lr": 1e-3,
+            "grad_norm": 1.0,
+            "tokens_per_s": 1000.0,
+        }
         if step % 10 == 0:
             m["val_loss/ja"] = 5.5 - 0.1 * step
             m["val_loss/en"] = 5.8 - 0.1 * step

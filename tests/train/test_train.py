@@ -35,6 +35,7 @@ def tokens(tmp_path_factory) -> Path:
 
 # --- model and recipe ---
 
+
 def test_presets_follow_the_gpt3_table_and_flops_per_token():
     tc = train_cfg(seq_len=2048)
     sizes = {}
@@ -88,8 +89,14 @@ def test_lr_warmup_then_cosine_to_ten_percent():
     assert lr_at(tc, 60) == pytest.approx(2.5e-4 * (0.1 + 0.9 * 0.5))
     assert lr_at(tc, 110) == pytest.approx(2.5e-5)
     defaults = load_config(None).train
-    assert (defaults.lr, defaults.beta1, defaults.beta2, defaults.weight_decay, defaults.z_loss,
-            defaults.grad_clip) == (2.5e-4, 0.9, 0.95, 0.1, 1e-4, 1.0)
+    assert (
+        defaults.lr,
+        defaults.beta1,
+        defaults.beta2,
+        defaults.weight_decay,
+        defaults.z_loss,
+        defaults.grad_clip,
+    ) == (2.5e-4, 0.9, 0.95, 0.1, 1e-4, 1.0)
 
 
 def test_spike_detector_flags_nan_and_upward_outliers_only():
@@ -105,6 +112,7 @@ def test_spike_detector_flags_nan_and_upward_outliers_only():
 
 
 # --- data ---
+
 
 def test_sequence_length_warmup_counts_tokens_exactly():
     tc = train_cfg(seq_len=256, seq_warmup_steps=10, seq_warmup_start=64, global_batch_size=4)
@@ -155,9 +163,12 @@ def test_step_documents_name_the_tokens_of_the_batch(tokens):
             by_id[doc_id] = (sh, i)
     for s in range(6):
         pieces = [d for d in docs if d["sample"] == s]
-        rebuilt = np.concatenate([
-            np.asarray(by_id[p["id"]][0].reader[by_id[p["id"]][1]])[p["offset"]: p["offset"] + p["tokens"]]
-            for p in pieces])
+        rebuilt = np.concatenate(
+            [
+                np.asarray(by_id[p["id"]][0].reader[by_id[p["id"]][1]])[p["offset"] : p["offset"] + p["tokens"]]
+                for p in pieces
+            ]
+        )
         assert np.array_equal(rebuilt, batch[s])
         assert all(p["source"] in ("ja", "en", "code") and p["shard"].startswith("train/") for p in pieces)
 
@@ -184,6 +195,7 @@ def test_bad_token_folders_are_one_line_errors(tmp_path, tokens):
 
 
 # --- config, checkpoints, launch ---
+
 
 def test_config_errors_name_the_key(tmp_path):
     p = tmp_path / "c.yaml"
@@ -235,6 +247,7 @@ def test_launch_builds_torchrun_commands(tmp_path, monkeypatch):
 
 # --- Hugging Face export ---
 
+
 def _checkpoint_of(model: Transformer, folder: Path) -> Path:
     """A checkpoint in the trainer's layout, written by one process."""
     import dataclasses
@@ -246,8 +259,9 @@ def _checkpoint_of(model: Transformer, folder: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "assuming ... a single process": it is
         dcp.save({"model": model.state_dict()}, checkpoint_id=str(d))
-    (d / "trainer.json").write_text(json.dumps({"step": 3, "tokens": 0, "eos_id": 2,
-                                                "model_args": dataclasses.asdict(model.args)}))
+    (d / "trainer.json").write_text(
+        json.dumps({"step": 3, "tokens": 0, "eos_id": 2, "model_args": dataclasses.asdict(model.args)})
+    )
     (d / ckpt.COMPLETE).write_text("3")
     return d
 
@@ -321,8 +335,13 @@ def test_meta_device_init_and_bf16_policy_run_on_cpu(tokens, tmp_path, precision
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    res = subprocess.run([sys.executable, "-c", SHARDED_INIT, str(tokens), str(tmp_path / "run"), precision],
-                         capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        [sys.executable, "-c", SHARDED_INIT, str(tokens), str(tmp_path / "run"), precision],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["std"] == pytest.approx(math.sqrt(2 / (5 * 64)), rel=0.15)

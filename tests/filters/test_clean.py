@@ -16,11 +16,11 @@ import pytest
 
 from shikomi.config import load_config
 from shikomi.errors import UserError
-from shikomi.filters.registry import make_rule
 from shikomi.filters.evaluate import group_labelled, run_chain
 from shikomi.filters.profile import build_rules
+from shikomi.filters.registry import make_rule
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = (
     "今日は朝から雨が降っていたので、近所の図書館で本を読んで過ごしました。"
@@ -29,8 +29,18 @@ GOOD = (
 )
 CHIBA = " ".join(
     f"{p}の一戸建てを売る"
-    for p in ["千葉県船橋市", "千葉県千葉市中央区", "千葉市花見川区", "千葉市稲毛区", "千葉市若葉区", "千葉市緑区",
-              "千葉市美浜区", "千葉県市川市", "千葉県松戸市", "千葉県柏市"]
+    for p in [
+        "千葉県船橋市",
+        "千葉県千葉市中央区",
+        "千葉市花見川区",
+        "千葉市稲毛区",
+        "千葉市若葉区",
+        "千葉市緑区",
+        "千葉市美浜区",
+        "千葉県市川市",
+        "千葉県松戸市",
+        "千葉県柏市",
+    ]
 )
 
 
@@ -41,7 +51,12 @@ def rule(name, **params):
 @pytest.mark.parametrize(
     "name,params,text,expect",
     [
-        ("hiragana_fraction", {}, "東京都千代田区丸の内一丁目 東京駅 新幹線 山手線 中央線 京浜東北線", "hiragana_fraction"),
+        (
+            "hiragana_fraction",
+            {},
+            "東京都千代田区丸の内一丁目 東京駅 新幹線 山手線 中央線 京浜東北線",
+            "hiragana_fraction",
+        ),
         ("katakana_fraction", {}, "アイテムカテゴリーランキングショッピングセールクーポン", "katakana_fraction"),
         ("japanese_fraction", {}, "This is mostly English text with は one kana.", "japanese_fraction"),
         ("average_sentence_length", {}, "はい。\nいいえ。\nそう。\nです。", "average_sentence_length"),
@@ -49,7 +64,12 @@ def rule(name, **params):
         ("ellipsis_sentences", {}, "これは途中で…\nあれも途中で...\nそれは最後まで書いた。", "ellipsis_sentences"),
         ("duplicate_lines", {}, "同じ行です。\n同じ行です。\n同じ行です。\n違う行です。", "duplicate_lines"),
         ("zlib_ratio", {}, "あいうえお" * 200, "zlib_ratio"),
-        ("accept_japanese", {}, "English only text here, nothing Japanese at all in the first fifty chars.", "accept_japanese"),
+        (
+            "accept_japanese",
+            {},
+            "English only text here, nothing Japanese at all in the first fifty chars.",
+            "accept_japanese",
+        ),
         ("document_length", {"min_chars": 100}, "短い。", "document_length"),
         ("single_char_repetition", {"threshold": 20}, "あ" * 30, "single_char_repetition"),
         ("char_repetition", {}, CHIBA, "char_repetition"),
@@ -97,8 +117,12 @@ def test_profile_overrides_and_classifier_note():
 def test_templated_seo_lines_are_dropped_with_reason():
     rules, _ = build_rules(load_config(None).clean)
     reason, _ = run_chain(rules, CHIBA)
-    assert reason is not None and reason.split(":")[0] in {"average_sentence_length", "char_repetition",
-                                                          "duplicate_char_ngrams", "word_repetition"}
+    assert reason is not None and reason.split(":")[0] in {
+        "average_sentence_length",
+        "char_repetition",
+        "duplicate_char_ngrams",
+        "word_repetition",
+    }
     reason, _ = run_chain(rules, CHIBA.replace(" ", "\n"))
     assert reason is not None
     assert run_chain(rules, GOOD)[0] is None
@@ -113,10 +137,18 @@ def test_group_labelled_joins_same_label_lines_in_order():
 
 
 def _classifier_labels(path: Path) -> Path:
-    good = ["今日は家族で公園に行き、お弁当を食べました。", "新しい本を読み始めたところ、とても面白いです。",
-            "週末は友人と映画を見に行く予定です。", "祖母の家で季節の野菜をたくさんもらいました。"]
-    bad = ["激安セール実施中!今すぐクリック!送料無料!", "最安値保証!人気ランキング1位の商品を今すぐ購入!",
-           "今なら半額!キャンペーン実施中!お申し込みはこちら!", "口コミ評判No.1!今すぐ無料でお試し!"]
+    good = [
+        "今日は家族で公園に行き、お弁当を食べました。",
+        "新しい本を読み始めたところ、とても面白いです。",
+        "週末は友人と映画を見に行く予定です。",
+        "祖母の家で季節の野菜をたくさんもらいました。",
+    ]
+    bad = [
+        "激安セール実施中!今すぐクリック!送料無料!",
+        "最安値保証!人気ランキング1位の商品を今すぐ購入!",
+        "今なら半額!キャンペーン実施中!お申し込みはこちら!",
+        "口コミ評判No.1!今すぐ無料でお試し!",
+    ]
     with path.open("w", encoding="utf-8") as f:
         for _ in range(5):
             for t in good:
@@ -155,15 +187,21 @@ def _fixture_input(path: Path, n: int = 120) -> Path:
             texts.append(f"{i}日目の日記。" + GOOD.replace("図書館", "喫茶店") + "\n連絡先は03-1234-5678です。")
     with path.open("w", encoding="utf-8") as f:
         for i, t in enumerate(texts):
-            f.write(json.dumps({"id": f"doc-{i:04d}", "text": t, "metadata": {"url": f"https://example.jp/{i}"}},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": f"doc-{i:04d}", "text": t, "metadata": {"url": f"https://example.jp/{i}"}},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path
 
 
 def _run_cli(args: list[str], **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "shikomi.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, **kw
+    )
 
 
 def _docs(stage_dir: Path, sub: str) -> list[dict]:
@@ -174,8 +212,11 @@ def _docs(stage_dir: Path, sub: str) -> list[dict]:
 
 
 def _bytes(stage_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(stage_dir)): p.read_bytes() for sub in ("data", "rejected")
-            for p in sorted((stage_dir / sub).glob("*.parquet"))}
+    return {
+        str(p.relative_to(stage_dir)): p.read_bytes()
+        for sub in ("data", "rejected")
+        for p in sorted((stage_dir / sub).glob("*.parquet"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +226,9 @@ def clean_runs(tmp_path_factory):
     runs = {}
     for name, tasks, workers in [("t2w2", 2, 2), ("t2w1", 2, 1), ("t1w1", 1, 1)]:
         out = base / name
-        r = _run_cli(["clean", "--input", str(inp), "--output", str(out), "--tasks", str(tasks),
-                      "--workers", str(workers)])
+        r = _run_cli(
+            ["clean", "--input", str(inp), "--output", str(out), "--tasks", str(tasks), "--workers", str(workers)]
+        )
         assert r.returncode == 0, r.stderr + r.stdout
         runs[name] = out / "clean"
     return inp, runs
@@ -230,8 +272,14 @@ def test_kill_and_rerun_gives_identical_output(clean_runs, tmp_path):
     out = tmp_path / "killed"
     args = ["clean", "--input", str(inp), "--output", str(out), "--tasks", "2", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.Popen([sys.executable, "-m", "shikomi.cli", *args], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "shikomi.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     done = out / "clean" / "logs" / "clean" / "completions"
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:
@@ -248,7 +296,16 @@ def test_kill_and_rerun_gives_identical_output(clean_runs, tmp_path):
 
 def test_bad_config_is_one_line_error(tmp_path):
     inp = _fixture_input(tmp_path / "in.jsonl", n=4)
-    r = _run_cli(["clean", "--input", str(inp), "--output", str(tmp_path / "o"),
-                  "--set", "clean.rules={katakana_fraction: {maximum: 2}}"])
+    r = _run_cli(
+        [
+            "clean",
+            "--input",
+            str(inp),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "clean.rules={katakana_fraction: {maximum: 2}}",
+        ]
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "has no parameter 'maximum'" in r.stderr

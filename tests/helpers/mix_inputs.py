@@ -28,15 +28,33 @@ def write_clean_stage(shared: Path, run_dir: Path, limit: int | None = None, lon
     rows = _jsonl(shared / JA_TRAIN)[:limit]
     out = []
     for r in rows:
-        out.append({"id": f"jawiki/{r['id']}", "text": r["text"],
-                    "metadata": {"source": "CC-MAIN-2024-22", "url": f"https://ja.wikipedia.org/?curid={r['id']}",
-                                 "language": "ja", "language_score": 0.99}})
+        out.append(
+            {
+                "id": f"jawiki/{r['id']}",
+                "text": r["text"],
+                "metadata": {
+                    "source": "CC-MAIN-2024-22",
+                    "url": f"https://ja.wikipedia.org/?curid={r['id']}",
+                    "language": "ja",
+                    "language_score": 0.99,
+                },
+            }
+        )
     if long_doc:
         # one document with a single line far longer than SentencePiece's max_sentence_length
         text = "".join(r["text"].replace("\n", "") for r in rows[:60])
-        out.append({"id": "jawiki/long-line", "text": text,
-                    "metadata": {"source": "CC-MAIN-2024-22", "url": "https://ja.wikipedia.org/long",
-                                 "language": "ja", "language_score": 0.99}})
+        out.append(
+            {
+                "id": "jawiki/long-line",
+                "text": text,
+                "metadata": {
+                    "source": "CC-MAIN-2024-22",
+                    "url": "https://ja.wikipedia.org/long",
+                    "language": "ja",
+                    "language_score": 0.99,
+                },
+            }
+        )
     d = run_dir / "clean" / "data"
     d.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(out), d / "00000.parquet", compression="zstd")
@@ -47,15 +65,18 @@ def write_slimpajama(shared: Path, dest: Path) -> Path:
     """Two chunks of jsonl.zst; speeches in kept sets, plus Book and GitHub documents
     that the default exclude_sets must drop. (The CCNet pages stay out: held-out English.)"""
     dest.mkdir(parents=True, exist_ok=True)
-    speeches = _jsonl(shared / "en/us_inaugural_addresses_1789-2021.jsonl") + \
-        _jsonl(shared / "en/us_state_of_the_union_1945-2006.jsonl")
+    speeches = _jsonl(shared / "en/us_inaugural_addresses_1789-2021.jsonl") + _jsonl(
+        shared / "en/us_state_of_the_union_1945-2006.jsonl"
+    )
     code = _jsonl(shared / "code/python3.11.7_stdlib_toplevel.jsonl.gz")[:6]
     rows = []
     for i, r in enumerate(speeches):
-        rows.append({"text": r["text"], "meta": {"redpajama_set_name": "RedPajamaC4" if i % 2 else "RedPajamaCommonCrawl"}})
+        rows.append(
+            {"text": r["text"], "meta": {"redpajama_set_name": "RedPajamaC4" if i % 2 else "RedPajamaCommonCrawl"}}
+        )
     shakespeare = (shared / "en/tinyshakespeare_input.txt").read_text(encoding="utf-8")
     for i in range(5):
-        rows.append({"text": shakespeare[i * 5000:(i + 1) * 5000], "meta": {"redpajama_set_name": "RedPajamaBook"}})
+        rows.append({"text": shakespeare[i * 5000 : (i + 1) * 5000], "meta": {"redpajama_set_name": "RedPajamaBook"}})
     for r in code:
         rows.append({"text": r["text"], "meta": {"redpajama_set_name": "RedPajamaGithub"}})
     half = len(rows) // 2
@@ -65,8 +86,10 @@ def write_slimpajama(shared: Path, dest: Path) -> Path:
     return dest
 
 
-PG_HEADER = ("The Project Gutenberg eBook of {title}\n\nThis eBook is for the use of anyone anywhere.\n\n"
-             "*** START OF THE PROJECT GUTENBERG EBOOK {title} ***\n")
+PG_HEADER = (
+    "The Project Gutenberg eBook of {title}\n\nThis eBook is for the use of anyone anywhere.\n\n"
+    "*** START OF THE PROJECT GUTENBERG EBOOK {title} ***\n"
+)
 PG_FOOTER = "\n*** END OF THE PROJECT GUTENBERG EBOOK {title} ***\n\nSection 1. General Terms of Use\n"
 
 
@@ -77,9 +100,10 @@ def write_gutenberg(shared: Path, dest: Path, books: int = 12) -> Path:
     n = len(text) // books
     for i in range(books):
         title = f"SHAKESPEARE PART {i + 1}"
-        body = text[i * n:(i + 1) * n]
-        (dest / f"pg{1000 + i}.txt").write_text(PG_HEADER.format(title=title) + body + PG_FOOTER.format(title=title),
-                                                 encoding="utf-8")
+        body = text[i * n : (i + 1) * n]
+        (dest / f"pg{1000 + i}.txt").write_text(
+            PG_HEADER.format(title=title) + body + PG_FOOTER.format(title=title), encoding="utf-8"
+        )
     return dest
 
 
@@ -89,11 +113,27 @@ def write_starcoder(shared: Path, dest: Path, limit: int | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in _jsonl(shared / "code/python3.11.7_stdlib_toplevel.jsonl.gz")[:limit]:
-        rows.append({"id": f"cpython/{r['path']}", "content": r["text"], "lang": "python",
-                     "max_stars_repo_path": r["path"], "max_stars_repo_name": "python/cpython", "max_stars_count": 1})
+        rows.append(
+            {
+                "id": f"cpython/{r['path']}",
+                "content": r["text"],
+                "lang": "python",
+                "max_stars_repo_path": r["path"],
+                "max_stars_repo_name": "python/cpython",
+                "max_stars_count": 1,
+            }
+        )
     for i in range(4):
-        rows.append({"id": f"js/{i}", "content": f"function f{i}(x) {{ return x + {i}; }}\n", "lang": "javascript",
-                     "max_stars_repo_path": f"f{i}.js", "max_stars_repo_name": "example/js", "max_stars_count": 0})
+        rows.append(
+            {
+                "id": f"js/{i}",
+                "content": f"function f{i}(x) {{ return x + {i}; }}\n",
+                "lang": "javascript",
+                "max_stars_repo_path": f"f{i}.js",
+                "max_stars_repo_name": "example/js",
+                "max_stars_count": 0,
+            }
+        )
     half = len(rows) // 2
     pq.write_table(pa.Table.from_pylist(rows[:half]), dest / "train-00000-of-00002.parquet", compression="zstd")
     pq.write_table(pa.Table.from_pylist(rows[half:]), dest / "train-00001-of-00002.parquet", compression="zstd")

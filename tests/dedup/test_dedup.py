@@ -9,6 +9,17 @@ import signal
 import numpy as np
 import pytest
 from datasketch import MinHash
+from helpers.dedup import (
+    edit_header,
+    edit_swap,
+    fullwidth_copy,
+    jaccard,
+    outputs,
+    run_cli,
+    run_dedup,
+    synthetic_ja,
+    write_jsonl,
+)
 
 from shikomi.config import load_config
 from shikomi.dedup import common as C
@@ -24,22 +35,13 @@ from shikomi.dedup.text import (
     shingles,
 )
 from shikomi.errors import UserError
-from test_dedup_helpers import (
-    edit_header,
-    edit_swap,
-    fullwidth_copy,
-    jaccard,
-    outputs,
-    run_cli,
-    run_dedup,
-    synthetic_ja,
-    write_jsonl,
-)
 
 # ---------------------------------------------------------------- MinHash math
 
 
-@pytest.mark.parametrize("text", ["足利　尊氏は、鎌倉時代末期から室町時代前期の武将。2023年 ABC def", "あ", "短い", "x" * 5, ""])
+@pytest.mark.parametrize(
+    "text", ["足利　尊氏は、鎌倉時代末期から室町時代前期の武将。2023年 ABC def", "あ", "短い", "x" * 5, ""]
+)
 def test_shingle_hashes_vectorised_equal_reference(text):
     norm = normalize(text)
     ref = np.array([shingle_hash64(g) for g in shingles(norm, 5)], dtype=np.uint64)
@@ -80,8 +82,10 @@ def test_normalisation():
 
 def test_star_pairs_index_heads_its_run():
     keys = np.array([5, 5, 5, 7, 9, 9], dtype=np.uint64)
-    nodes = np.array([C.node(1, 0, 3), C.node(0, 0, 1), C.node(0, 1, 2), C.node(0, 0, 4), C.node(1, 0, 1), C.node(1, 0, 2)],
-                     dtype=np.uint64)
+    nodes = np.array(
+        [C.node(1, 0, 3), C.node(0, 0, 1), C.node(0, 1, 2), C.node(0, 0, 4), C.node(1, 0, 1), C.node(1, 0, 2)],
+        dtype=np.uint64,
+    )
     is_index = np.array([True, False, False, False, True, True])
     pairs = star_pairs(keys, nodes, is_index)
     assert [(int(a), int(b)) for a, b in pairs] == [(int(nodes[0]), int(nodes[1])), (int(nodes[0]), int(nodes[2]))]
@@ -121,7 +125,9 @@ def _corpus(seed: int = 0, n: int = 120) -> tuple[list[dict], dict]:
     for i in range(0, n, 10):
         base = docs[i]
         # an exact copy crawled later: dropped as exact_duplicate of the earlier page
-        docs.append({"id": f"copy{i:04d}", "text": fullwidth_copy(base["text"]), "metadata": {"date": "2024-01-01T00:00:00Z"}})
+        docs.append(
+            {"id": f"copy{i:04d}", "text": fullwidth_copy(base["text"]), "metadata": {"date": "2024-01-01T00:00:00Z"}}
+        )
         truth["exact"].append((f"copy{i:04d}", base["id"]))
     for i in range(5, n, 10):
         base = docs[i]
@@ -176,8 +182,13 @@ def test_line_removal_rejects_documents_left_too_short(tmp_path):
     rng = random.Random(3)
     docs = [{"id": f"m{i}", "text": menu + "\n" + synthetic_ja(rng, 3)} for i in range(6)]
     docs.append({"id": "menu-only", "text": menu + "\n短い"})
-    stats = run_dedup(tmp_path / "run", write_jsonl(tmp_path / "in", docs, files=1), tasks=1,
-                      near=False, lines={"max_docs": 3, "min_chars": 20})
+    stats = run_dedup(
+        tmp_path / "run",
+        write_jsonl(tmp_path / "in", docs, files=1),
+        tasks=1,
+        near=False,
+        lines={"max_docs": 3, "min_chars": 20},
+    )
     kept, rej = outputs(tmp_path / "run" / "dedup")
     assert rej["menu-only"]["reject_reason"] == "lines_too_short:2"
     assert all("会社概要" not in t for t in kept.values())
@@ -209,8 +220,12 @@ def test_cross_run_index(tmp_path):
     new = [{"id": f"new{i}", "text": synthetic_ja(rng, 8)} for i in range(30)]
     new.append({"id": "recrawl-exact", "text": old[3]["text"]})
     new.append({"id": "recrawl-near", "text": edit_header(rng, old[7]["text"])[0]})
-    stats = run_dedup(tmp_path / "new", write_jsonl(tmp_path / "new_in", new, files=2), tasks=2,
-                      index=[str(tmp_path / "old" / "dedup")])
+    stats = run_dedup(
+        tmp_path / "new",
+        write_jsonl(tmp_path / "new_in", new, files=2),
+        tasks=2,
+        index=[str(tmp_path / "old" / "dedup")],
+    )
     kept, rej = outputs(tmp_path / "new" / "dedup")
     assert rej["recrawl-exact"]["reject_reason"] == "exact_duplicate" and rej["recrawl-exact"]["duplicate_of"] == "old3"
     assert rej["recrawl-near"]["reject_reason"] == "near_duplicate" and rej["recrawl-near"]["duplicate_of"] == "old7"
@@ -223,8 +238,19 @@ def test_kill_9_in_every_job_then_resume_gives_the_same_output(corpus, baseline,
     """kill -9 of the whole run inside each job in turn; every rerun resumes the
     completed tasks, and the final output is the uninterrupted run's, byte for byte."""
     folder, _, _ = corpus
-    args = ["dedup", "--input", str(folder), "--output", str(tmp_path), "--tasks", "2", "--workers", "2",
-            "--set", "dedup.lines.max_docs=5"]
+    args = [
+        "dedup",
+        "--input",
+        str(folder),
+        "--output",
+        str(tmp_path),
+        "--tasks",
+        "2",
+        "--workers",
+        "2",
+        "--set",
+        "dedup.lines.max_docs=5",
+    ]
     for job in ["signatures", "buckets", "verify", "cluster", "lines", "filter"]:
         killed = run_cli(args, {C.KILL_ENV: job})
         assert killed.returncode == -signal.SIGKILL, (job, killed.stderr[-2000:])

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.run_folder import SENTINEL, make_run
 
 from shikomi.cli import main as cli
-from test_inspect_support import SENTINEL, make_run
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_pipe_to_head_is_quiet(run):
     import subprocess
     import sys
 
-    cmd = (f"{sys.executable} -m shikomi.cli inspect {run['run'] / 'mix'} -n 40 --chars 0 | head -n 2")
+    cmd = f"{sys.executable} -m shikomi.cli inspect {run['run'] / 'mix'} -n 40 --chars 0 | head -n 2"
     res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
     assert len(res.stdout.splitlines()) == 2
@@ -254,10 +254,18 @@ def test_batch_is_deterministic_and_checks_step(run, capsys):
 
 @pytest.fixture(scope="module")
 def real_run(shared_data, tmp_path_factory) -> dict:
-    ja = [json.loads(line)["text"] for line in
-          (shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl").read_text(encoding="utf-8").splitlines()[:300]]
-    en = [json.loads(line)["text"] for line in
-          (shared_data / "en" / "us_inaugural_addresses_1789-2021.jsonl").read_text(encoding="utf-8").splitlines()[:20]]
+    ja = [
+        json.loads(line)["text"]
+        for line in (shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()[:300]
+    ]
+    en = [
+        json.loads(line)["text"]
+        for line in (shared_data / "en" / "us_inaugural_addresses_1789-2021.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()[:20]
+    ]
     with gzip.open(shared_data / "code" / "python3.11.7_stdlib_toplevel.jsonl.gz", "rt", encoding="utf-8") as f:
         code = [json.loads(line)["text"][:6000] for _, line in zip(range(15), f)]
     train = {"seq_len": 64, "global_batch_size": 16, "micro_batch_size": 4, "max_steps": 30, "seed": 11}
@@ -284,14 +292,15 @@ def test_real_find_wikipedia_sentence(real_run, capsys):
     from shikomi.tools.inspect import TokenFolder
 
     tf = TokenFolder(real_run["run"] / "tokenize")
-    train_ids = {tf.doc_id(s, i): (s["path"], i) for s in tf.shards if s["split"] == "train"
-                 for i in range(int(s["documents"]))}
+    train_ids = {
+        tf.doc_id(s, i): (s["path"], i) for s in tf.shards if s["split"] == "train" for i in range(int(s["documents"]))
+    }
     # a sentence in the middle of a lead that is in the train shards
     doc = next(d for d in real_run["kept"] if d.id in train_ids and d.text.count("。") >= 3)
     sentence = doc.text.split("。")[1] + "。"
     assert len(sentence) >= 8
     rc, out, _ = call(capsys, "find", sentence, real_run["run"], "--json")
-    head, hits = jsonl(out)[0], jsonl(out)[1:]
+    hits = jsonl(out)[1:]
     assert rc == 0
     hit = next(h for h in hits if h["id"] == doc.id)
     assert (hit["shard"], hit["sequence"]) == train_ids[doc.id]
@@ -313,13 +322,21 @@ def test_real_clean_stage_rejected_by_reason(shared_data, tmp_path, capsys):
         if __import__("os").environ.get("CI", "").lower() == "true":
             raise
         pytest.skip("the clean stage is not in this checkout")
-    rows = [json.loads(x) for x in (shared_data / "gold" / "quality" / "mc4ja_good_bad.jsonl").read_text("utf-8").splitlines()]
+    rows = [
+        json.loads(x)
+        for x in (shared_data / "gold" / "quality" / "mc4ja_good_bad.jsonl").read_text("utf-8").splitlines()
+    ]
     docs = []
     for label in ("good", "bad"):
         lines = [r["text"] for r in rows if r["label"] == label]
         for i in range(0, len(lines) - 2, 3):
-            docs.append({"id": f"mc4-{label}-{i}", "text": "\n".join(lines[i:i + 3]),
-                         "metadata": {"source": "mc4ja", "label": label}})
+            docs.append(
+                {
+                    "id": f"mc4-{label}-{i}",
+                    "text": "\n".join(lines[i : i + 3]),
+                    "metadata": {"source": "mc4ja", "label": label},
+                }
+            )
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     conf = tmp_path / "c.yaml"
@@ -330,8 +347,9 @@ def test_real_clean_stage_rejected_by_reason(shared_data, tmp_path, capsys):
     stats = json.loads((tmp_path / "run" / "clean" / "stats.json").read_text())
     assert stats["dropped"], "real mC4 spam and debris is dropped by some rule"
     for rule, d in stats["dropped"].items():
-        rc, out, _ = call(capsys, "inspect", tmp_path / "run" / "clean" / "rejected", "--reason", rule,
-                          "-n", "1000", "--json")
+        rc, out, _ = call(
+            capsys, "inspect", tmp_path / "run" / "clean" / "rejected", "--reason", rule, "-n", "1000", "--json"
+        )
         head, got = jsonl(out)[0], jsonl(out)[1:]
         assert rc == 0 and head["matched"] == d["documents"] == len(got), rule
         assert {g["rule"] for g in got} == {rule}
@@ -350,8 +368,19 @@ def test_step_index_with_sequence_length_warmup(run):
     from shikomi.train.data import step_documents
 
     tok = run["run"] / "tokenize"
-    tc = load_config(None, {"train": {"seq_len": 24, "global_batch_size": 6, "max_steps": 40, "seed": 5,
-                                      "seq_warmup_steps": 10, "seq_warmup_start": 8}}).train
+    tc = load_config(
+        None,
+        {
+            "train": {
+                "seq_len": 24,
+                "global_batch_size": 6,
+                "max_steps": 40,
+                "seed": 5,
+                "seq_warmup_steps": 10,
+                "seq_warmup_start": 8,
+            }
+        },
+    ).train
     brute: dict = {}
     for s in range(tc.max_steps):
         for d in step_documents(tok, tc, s):

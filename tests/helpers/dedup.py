@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from shikomi.config import load_config
-from shikomi.dedup.text import fold, normalize, shingle_hashes
 from shikomi.core.documents import read_documents
+from shikomi.dedup.text import fold, normalize, shingle_hashes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------- text sources
@@ -46,6 +46,7 @@ def strip_html(html: str) -> str:
 
 
 # ---------------------------------------------------------------- realistic edits
+
 
 def edit_date(rng: random.Random, text: str) -> tuple[str, str]:
     """The same article with an 'updated on' line: two crawls, two dates."""
@@ -90,6 +91,7 @@ def fullwidth_copy(text: str) -> str:
 
 # ---------------------------------------------------------------- similarity
 
+
 def shingle_set(text: str, n: int = 5) -> np.ndarray:
     return np.unique(shingle_hashes(normalize(fold(text)), n))
 
@@ -103,6 +105,7 @@ def jaccard(a: str, b: str, n: int = 5) -> float:
 
 
 # ---------------------------------------------------------------- running the stage
+
 
 def write_jsonl(folder: Path, docs: list[dict], files: int = 4) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,13 +135,22 @@ def run_cli(args: list[str], env_extra: dict | None = None, timeout: int = 300) 
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "shikomi.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,
     )
 
 
 def outputs(stage_dir: Path) -> tuple[dict, dict]:
     """(kept id -> text, rejected id -> metadata) of a dedup stage folder."""
-    kept = {d.id: d.text for d in read_documents(stage_dir / "data")} if any((stage_dir / "data").glob("*.parquet")) else {}
+    kept = (
+        {d.id: d.text for d in read_documents(stage_dir / "data")}
+        if any((stage_dir / "data").glob("*.parquet"))
+        else {}
+    )
     rej = {}
     if (stage_dir / "rejected").is_dir() and any((stage_dir / "rejected").glob("*.parquet")):
         rej = {d.id: dict(d.metadata) for d in read_documents(stage_dir / "rejected")}

@@ -10,8 +10,7 @@ import re
 from collections import defaultdict
 
 import pytest
-
-from test_dedup_helpers import (
+from helpers.dedup import (
     HEADERS,
     edit_chars,
     edit_date,
@@ -67,7 +66,9 @@ def build_corpus(data, seed: int = 0):
         d = json.loads(line)
         by_title[d["title"]].append(d["text"])
     articles = [(t, "\n".join(ps[k : k + 3])) for t, ps in by_title.items() for k in range(0, len(ps), 3)]
-    leads = [json.loads(line) for line in open(data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")][:400]
+    leads = [json.loads(line) for line in open(data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")][
+        :400
+    ]
     for i, (title, text) in enumerate(articles):
         add(f"wiki-{i:04d}", text, date=f"2021-{1 + i % 12:02d}-01T00:00:00Z", title=title)
     for d in leads:
@@ -112,13 +113,35 @@ def build_corpus(data, seed: int = 0):
         pairs.append((f"debian-{name}", f"debian-book-{name}", "debian"))
 
     # hard negatives: one listing template, different content (「…の一戸建てを売る」)
-    cities = ["千葉市中央区", "船橋市", "市川市", "松戸市", "柏市", "市原市", "八千代市", "流山市", "習志野市", "浦安市",
-              "佐倉市", "野田市", "木更津市", "成田市", "我孫子市", "鎌ケ谷市", "君津市", "四街道市", "印西市", "白井市"]
+    cities = [
+        "千葉市中央区",
+        "船橋市",
+        "市川市",
+        "松戸市",
+        "柏市",
+        "市原市",
+        "八千代市",
+        "流山市",
+        "習志野市",
+        "浦安市",
+        "佐倉市",
+        "野田市",
+        "木更津市",
+        "成田市",
+        "我孫子市",
+        "鎌ケ谷市",
+        "君津市",
+        "四街道市",
+        "印西市",
+        "白井市",
+    ]
     for i, city in enumerate(cities):
         body = leads[100 + i]["text"] + "\n" + leads[250 + i]["text"]
-        text = (f"千葉県{city}の一戸建てを売る\n{HEADERS[0][0]}千葉県{city}の不動産売却なら無料一括査定。"
-                f"最短60秒で複数の不動産会社に査定を依頼できます。\n{body}\n"
-                f"千葉県{city}の一戸建てを売るならお任せください。{HEADERS[0][1]}")
+        text = (
+            f"千葉県{city}の一戸建てを売る\n{HEADERS[0][0]}千葉県{city}の不動産売却なら無料一括査定。"
+            f"最短60秒で複数の不動産会社に査定を依頼できます。\n{body}\n"
+            f"千葉県{city}の一戸建てを売るならお任せください。{HEADERS[0][1]}"
+        )
         add(f"tmpl-{i:02d}", text)
         negatives.append(f"tmpl-{i:02d}")
     rng.shuffle(docs)

@@ -12,12 +12,12 @@ import pytest
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from shikomi.config import load_config
-from shikomi.extract.demo_data import Rec, ja_page, ja_paragraphs, write_sample, write_warc
 from shikomi.core.documents import read_documents
 from shikomi.executor.run import run_stage
+from shikomi.extract.demo_data import Rec, ja_page, ja_paragraphs, write_sample, write_warc
 from shikomi.extract.stage import build
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_extract(run_dir, inp, **extract):
@@ -42,8 +42,16 @@ def test_warc_quirks_are_handled_and_counted(tmp_path):
         Rec(url="https://a.example.jp/bin", body=b"\x00\x01" * 400, content_type="text/html"),
         Rec(url="https://a.example.jp/big", body=big.encode("utf-8")),
         Rec(url="https://a.example.jp/redirect", body=b"", status=302),
-        Rec(url="https://a.example.jp/gz", body=gzip.compress(page(12), mtime=0), extra_http={"Content-Encoding": "gzip"}),
-        Rec(url="https://a.example.jp/deflate-broken", body=b"\x78\x9c\x00garbage", extra_http={"Content-Encoding": "deflate"}),
+        Rec(
+            url="https://a.example.jp/gz",
+            body=gzip.compress(page(12), mtime=0),
+            extra_http={"Content-Encoding": "gzip"},
+        ),
+        Rec(
+            url="https://a.example.jp/deflate-broken",
+            body=b"\x78\x9c\x00garbage",
+            extra_http={"Content-Encoding": "deflate"},
+        ),
         Rec(url="https://a.example.jp/last", body=page(15)),
     ]
     # no warcinfo record, and the last gzip member cut short
@@ -81,7 +89,9 @@ def test_extractor_timeout_is_counted(tmp_path):
 
 def test_wet_conversion_records(tmp_path):
     text = "\n".join(ja_paragraphs()[:2])
-    write_warc(tmp_path / "in" / "x.warc.wet.gz", [Rec(url="https://w.example.jp/", body=text.encode(), rtype="conversion")])
+    write_warc(
+        tmp_path / "in" / "x.warc.wet.gz", [Rec(url="https://w.example.jp/", body=text.encode(), rtype="conversion")]
+    )
     stats, docs = run_extract(tmp_path / "run", tmp_path / "in")
     (d,) = docs.values()
     assert d.text == text and d.metadata["content_type"] == "text/plain"
@@ -97,7 +107,12 @@ def test_demo_sample_encodings_and_skips(tmp_path):
     assert all("\ufffd" not in d.text for d in docs.values())
     wrong = [d for d in ja if d.metadata.get("charset_declared")]
     assert wrong, "pages with wrong labels must be decoded with the right charset"
-    assert stats["skipped"] == {"binary_body": 1, "http_error_status": 1, "http_redirect": 1, "non_html_content_type": 2}
+    assert stats["skipped"] == {
+        "binary_body": 1,
+        "http_error_status": 1,
+        "http_redirect": 1,
+        "non_html_content_type": 2,
+    }
     # navigation and footers are not main content
     assert not any("プライバシーポリシー" in d.text for d in ja)
 
@@ -126,10 +141,28 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     for j in range(6):
         write_warc(sample / "warc" / f"extra-{j}.warc.gz", recs[j * 10 : (j + 1) * 10])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "shikomi.cli", "extract", "--input", str(sample / "warc"), "--tasks", "10",
-           "--workers", "1", "--set", "extract.extractor=trafilatura"]
-    p = subprocess.Popen(cmd + ["--output", str(tmp_path / "killed")], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "shikomi.cli",
+        "extract",
+        "--input",
+        str(sample / "warc"),
+        "--tasks",
+        "10",
+        "--workers",
+        "1",
+        "--set",
+        "extract.extractor=trafilatura",
+    ]
+    p = subprocess.Popen(
+        cmd + ["--output", str(tmp_path / "killed")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     comp = tmp_path / "killed" / "extract" / "logs" / "extract" / "completions"
     deadline = time.time() + 120
     while time.time() < deadline and not (comp.is_dir() and len(list(comp.iterdir())) >= 2):
@@ -151,15 +184,24 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
 def test_bad_config_is_one_clear_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("extract:\n  extractor: beautifulsoup\n")
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", "extract", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "extract", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "extract.extractor" in r.stderr and "beautifulsoup" in r.stderr and "resiliparse" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     cfg.write_text("extract:\n  extracter: resiliparse\n")
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", "extract", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "extract", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT
+    )
     assert r.returncode == 2 and "unknown key 'extract.extracter'" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", "extract", "--input", str(tmp_path / "nope")], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "extract", "--input", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -172,7 +214,9 @@ def test_real_warcs_every_response_accounted_for(shared_data, tmp_path):
     expected = 0
     for f in sorted(warc_dir.glob("*.gz")):
         with open(f, "rb") as fh:
-            for r in ArchiveIterator(fh, record_types=WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion):
+            for _r in ArchiveIterator(
+                fh, record_types=WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion
+            ):
                 expected += 1
     stats, docs = run_extract(tmp_path / "run", warc_dir)
     assert stats["documents_in"] == expected
@@ -194,20 +238,36 @@ def _wrap_debian_pages(shared_data, out: Path) -> dict:
     correct, missing and wrong labels."""
     pages = sorted((shared_data / "ja" / "debian").rglob("*.html"))[:6]
     assert pages
-    encs = [("utf-8", "UTF-8"), ("cp932", "Shift_JIS"), ("euc_jp", "EUC-JP"), ("iso2022_jp", "ISO-2022-JP"), ("shift_jis", "Shift_JIS")]
-    wrong = {"utf-8": "Shift_JIS", "cp932": "EUC-JP", "euc_jp": "Shift_JIS", "iso2022_jp": "UTF-8", "shift_jis": "ISO-8859-1"}
+    encs = [
+        ("utf-8", "UTF-8"),
+        ("cp932", "Shift_JIS"),
+        ("euc_jp", "EUC-JP"),
+        ("iso2022_jp", "ISO-2022-JP"),
+        ("shift_jis", "Shift_JIS"),
+    ]
+    wrong = {
+        "utf-8": "Shift_JIS",
+        "cp932": "EUC-JP",
+        "euc_jp": "Shift_JIS",
+        "iso2022_jp": "UTF-8",
+        "shift_jis": "ISO-8859-1",
+    }
     recs, expect = [], {}
     import re as _re
 
     for i, p in enumerate(pages):
         html = p.read_text(encoding="utf-8")
-        html = _re.sub(r'<meta[^>]*charset[^>]*>', "", html, flags=_re.I)
+        html = _re.sub(r"<meta[^>]*charset[^>]*>", "", html, flags=_re.I)
         for enc, label in encs:
             try:
                 body = html.encode(enc)
             except UnicodeEncodeError:
                 body = html.encode(enc, errors="xmlcharrefreplace")
-            for kind, ct in (("correct", f"text/html; charset={label}"), ("missing", "text/html"), ("wrong", f"text/html; charset={wrong[enc]}")):
+            for kind, ct in (
+                ("correct", f"text/html; charset={label}"),
+                ("missing", "text/html"),
+                ("wrong", f"text/html; charset={wrong[enc]}"),
+            ):
                 url = f"https://debian.example.jp/{i}/{enc}/{kind}"
                 recs.append(Rec(url=url, body=body, content_type=ct))
                 expect[url] = enc
@@ -229,7 +289,18 @@ def test_real_japanese_html_in_five_encodings(shared_data, tmp_path):
     # well-known JIS <-> Unicode mapping differences (the "wave dash problem")
     import unicodedata
 
-    jis = str.maketrans({0x301C: 0xFF5E, 0x2016: 0x2225, 0x2212: 0xFF0D, 0x00A2: 0xFFE0, 0x00A3: 0xFFE1, 0x00AC: 0xFFE2, 0x2014: 0x2015, 0x2015: 0x2015})
+    jis = str.maketrans(
+        {
+            0x301C: 0xFF5E,
+            0x2016: 0x2225,
+            0x2212: 0xFF0D,
+            0x00A2: 0xFFE0,
+            0x00A3: 0xFFE1,
+            0x00AC: 0xFFE2,
+            0x2014: 0x2015,
+            0x2015: 0x2015,
+        }
+    )
     groups = {}
     for url, d in by_url.items():
         groups.setdefault(url.split("/")[3], set()).add(unicodedata.normalize("NFKC", d.text.translate(jis)))

@@ -59,8 +59,11 @@ def test_wikipedia_paragraphs_are_kept(shared_data):
 def test_pos_filters_change_the_result_on_a_real_case(shared_data):
     rows = read_labels(shared_data / GOLD)
     with_pos, _ = build_rules(load_config(None, {"clean": {"rules": {"quality_classifier": False}}}).clean)
-    without, _ = build_rules(load_config(None, {"clean": {"rules": {
-        "quality_classifier": False, "too_many_nouns": False, "word_repetition": False}}}).clean)
+    without, _ = build_rules(
+        load_config(
+            None, {"clean": {"rules": {"quality_classifier": False, "too_many_nouns": False, "word_repetition": False}}}
+        ).clean
+    )
     changed = []
     for d in group_labelled(rows, 1):
         a, b = run_chain(with_pos, d["text"])[0], run_chain(without, d["text"])[0]

@@ -17,11 +17,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers.run_folder import make_run, write_docs
 
 from shikomi.cli import main as cli
-from test_inspect_support import make_run, write_docs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -39,9 +39,20 @@ def chromium() -> str:
 def browser(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     profile = tmp / "chromium-profile"
     profile.mkdir(exist_ok=True)
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-           "--virtual-time-budget=10000", *extra, page.resolve().as_uri()]
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        *extra,
+        page.resolve().as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp)
 
 
@@ -107,8 +118,11 @@ def check_funnel(cells: Cells, run_dir: Path) -> int:
     by_stage: dict[str, dict] = {}
     for c in cells.cells:
         by_stage.setdefault(c["data-stage"], {}).setdefault(c["data-key"], []).append(c)
-    stages_with_stats = [p.parent.name for p in run_dir.glob("*/stats.json")
-                         if p.parent.name in ("extract", "langid", "dedup", "clean", "mix", "tokenize")]
+    stages_with_stats = [
+        p.parent.name
+        for p in run_dir.glob("*/stats.json")
+        if p.parent.name in ("extract", "langid", "dedup", "clean", "mix", "tokenize")
+    ]
     assert stages_with_stats
     for stage in stages_with_stats:
         st = json.loads((run_dir / stage / "stats.json").read_text())
@@ -130,8 +144,11 @@ def check_funnel(cells: Cells, run_dir: Path) -> int:
     manifest = run_dir / "tokenize" / "manifest.json"
     if manifest.is_file():
         m = json.loads(manifest.read_text())
-        tok_stats = json.loads((run_dir / "tokenize" / "stats.json").read_text()) \
-            if (run_dir / "tokenize" / "stats.json").is_file() else {}
+        tok_stats = (
+            json.loads((run_dir / "tokenize" / "stats.json").read_text())
+            if (run_dir / "tokenize" / "stats.json").is_file()
+            else {}
+        )
         tokens = tok_stats.get("tokens_out", sum(s["tokens"] for s in m["shards"]))
         assert shown(by_stage["tokenize"]["tokens_out"][0]) == tokens
         checked += 1
@@ -211,17 +228,28 @@ def test_report_is_reproducible(run, tmp_path):
 def test_partial_run_shows_what_exists(tmp_path, capsys):
     from datatrove.data import Document
 
-    from shikomi.core.rules import reject
     from shikomi.core.files import write_json_atomic
+    from shikomi.core.rules import reject
 
     run = tmp_path / "partial"
     docs = [Document("今日は良い天気です。" * 3, f"k{i}", metadata={"source": "ja"}) for i in range(4)]
     bad = [reject(Document("広告", f"r{i}", metadata={"source": "ja"}), "too_short", 2) for i in range(2)]
     write_docs(run / "clean" / "data", docs)
     write_docs(run / "clean" / "rejected", bad)
-    write_json_atomic(run / "clean" / "stats.json", {
-        "stage": "clean", "documents_in": 6, "chars_in": 124, "documents_out": 4, "chars_out": 120,
-        "documents_dropped": 2, "dropped": {"too_short": {"documents": 2, "chars": 4}}, "skipped": {}, "rules": []})
+    write_json_atomic(
+        run / "clean" / "stats.json",
+        {
+            "stage": "clean",
+            "documents_in": 6,
+            "chars_in": 124,
+            "documents_out": 4,
+            "chars_out": 120,
+            "documents_dropped": 2,
+            "dropped": {"too_short": {"documents": 2, "chars": 4}},
+            "skipped": {},
+            "rules": [],
+        },
+    )
     assert cli(["report", str(run)]) == 0
     page = run / "report" / "index.html"
     text = page.read_text(encoding="utf-8")
@@ -234,9 +262,16 @@ def test_partial_run_shows_what_exists(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- the demo run
 
-DEMO_MODULES = ["shikomi.extract.stage", "shikomi.langid.stage", "shikomi.dedup.stage", "shikomi.filters.stage",
-                "shikomi.mix.stage", "shikomi.tokenize.train_tokenizer", "shikomi.tokenize.stage",
-                "shikomi.train.launch"]
+DEMO_MODULES = [
+    "shikomi.extract.stage",
+    "shikomi.langid.stage",
+    "shikomi.dedup.stage",
+    "shikomi.filters.stage",
+    "shikomi.mix.stage",
+    "shikomi.tokenize.train_tokenizer",
+    "shikomi.tokenize.stage",
+    "shikomi.train.launch",
+]
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +290,14 @@ def demo_run(tmp_path_factory) -> Path:
     env = dict(os.environ, MPLCONFIGDIR=str(work / ".mpl"))
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "shikomi.cli", "run", "--config", str(ROOT / "configs" / "demo.yaml")],
-                         cwd=work, capture_output=True, text=True, timeout=1500, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "run", "--config", str(ROOT / "configs" / "demo.yaml")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+    )
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
     run_dir = work / "runs" / "demo"
     assert (run_dir / "report" / "index.html").is_file()

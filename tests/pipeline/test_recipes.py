@@ -19,13 +19,12 @@ import pytest
 import yaml
 
 from shikomi import cli
-from shikomi.config import overrides
-from shikomi.config import load_config, load_dict
-from shikomi.errors import UserError
+from shikomi.config import load_config, load_dict, overrides
 from shikomi.core.shards import ShardReader, read_manifest
+from shikomi.errors import UserError
 from shikomi.train.model import count_params, model_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "configs" / "recipes"
 FULL = sorted(p.stem for p in RECIPES.glob("*.yaml") if not p.name.endswith(".tiny.yaml"))
 CHAIN_RECIPES = [r for r in FULL if r != "tokyo-mix-study"]  # the study runs through `shikomi experiment`
@@ -34,14 +33,25 @@ FIRST = "sarashina2"
 
 # published total parameter counts (billions) of the model each recipe trains
 PUBLISHED_PARAMS = {
-    "sarashina1": 7, "sarashina2": 7, "line-japanese-large-lm-1.7b": 1.7, "line-japanese-large-lm-3.6b": 3.6,
-    "llm-jp-v1-13b": 13, "japanese-stablelm-alpha-7b": 7,
+    "sarashina1": 7,
+    "sarashina2": 7,
+    "line-japanese-large-lm-1.7b": 1.7,
+    "line-japanese-large-lm-3.6b": 3.6,
+    "llm-jp-v1-13b": 13,
+    "japanese-stablelm-alpha-7b": 7,
 }
 
 
 def test_every_system_has_a_recipe_and_a_tiny_variant():
-    assert set(FULL) == {"sarashina1", "sarashina2", "line-japanese-large-lm-1.7b", "line-japanese-large-lm-3.6b",
-                         "llm-jp-v1-13b", "japanese-stablelm-alpha-7b", "tokyo-mix-study"}
+    assert set(FULL) == {
+        "sarashina1",
+        "sarashina2",
+        "line-japanese-large-lm-1.7b",
+        "line-japanese-large-lm-3.6b",
+        "llm-jp-v1-13b",
+        "japanese-stablelm-alpha-7b",
+        "tokyo-mix-study",
+    }
     for name in FULL:
         full = load_config(RECIPES / f"{name}.yaml")
         tiny = load_config(RECIPES / f"{name}.tiny.yaml")
@@ -71,8 +81,12 @@ def test_recipes_keep_their_published_choices():
     s1 = load_config(RECIPES / "sarashina1.yaml")
     assert set(s1.mix.ratios) == {"ja"} and s1.tokenizer.vocab_size == 51_200 and s1.mix.total_tokens == 10**12
     line = load_config(RECIPES / "line-japanese-large-lm-3.6b.yaml")
-    assert (line.train.lr, line.train.beta2, line.tokenizer.model_type, line.tokenizer.byte_fallback) == \
-        (1.5e-4, 0.95, "unigram", True)
+    assert (line.train.lr, line.train.beta2, line.tokenizer.model_type, line.tokenizer.byte_fallback) == (
+        1.5e-4,
+        0.95,
+        "unigram",
+        True,
+    )
     ljp = load_config(RECIPES / "llm-jp-v1-13b.yaml")
     assert ljp.tokenizer.vocab_size == 50_570 and ljp.mix.total_tokens == 300 * 10**9
     jslm = load_config(RECIPES / "japanese-stablelm-alpha-7b.yaml")
@@ -85,17 +99,23 @@ def test_recipes_keep_their_published_choices():
         full, tiny = load_config(RECIPES / f"{name}.yaml"), load_config(RECIPES / f"{name}.tiny.yaml")
         assert tiny.mix.ratios == full.mix.ratios
         assert {s.name for s in tiny.mix.sources} == {s.name for s in full.mix.sources}
-        assert (tiny.train.z_loss, tiny.train.scaled_embed, tiny.train.beta2) == \
-            (full.train.z_loss, full.train.scaled_embed, full.train.beta2)
+        assert (tiny.train.z_loss, tiny.train.scaled_embed, tiny.train.beta2) == (
+            full.train.z_loss,
+            full.train.scaled_embed,
+            full.train.beta2,
+        )
         assert bool(tiny.train.seq_warmup_steps) == bool(full.train.seq_warmup_steps)
 
 
-@pytest.mark.parametrize("section,typo,key", [
-    ("train", {"learning_rate": 1e-3}, "train.learning_rate"),
-    ("train", {"model": {"dimm": 64}}, "train.model.dimm"),
-    ("tokenizer", {"vocab": 1000}, "tokenizer.vocab"),
-    ("experiment", {"mix_scaling": {"train_token": 10}}, "experiment.mix_scaling.train_token"),
-])
+@pytest.mark.parametrize(
+    "section,typo,key",
+    [
+        ("train", {"learning_rate": 1e-3}, "train.learning_rate"),
+        ("train", {"model": {"dimm": 64}}, "train.model.dimm"),
+        ("tokenizer", {"vocab": 1000}, "tokenizer.vocab"),
+        ("experiment", {"mix_scaling": {"train_token": 10}}, "experiment.mix_scaling.train_token"),
+    ],
+)
 def test_a_typo_in_a_recipe_override_fails_at_load_time(tmp_path, section, typo, key):
     f = tmp_path / "my.yaml"
     f.write_text(yaml.safe_dump({"base": str(RECIPES / "sarashina2.yaml"), section: typo}))
@@ -116,10 +136,15 @@ def test_a_typo_inside_a_recipe_fails_at_load_time_for_both_scales(tmp_path, nam
 
 
 def test_scale_flag_picks_the_tiny_variant(tmp_path, capsys):
-    assert overrides.scaled_config_path("configs/recipes/sarashina2.yaml", "tiny") == "configs/recipes/sarashina2.tiny.yaml"
+    assert (
+        overrides.scaled_config_path("configs/recipes/sarashina2.yaml", "tiny")
+        == "configs/recipes/sarashina2.tiny.yaml"
+    )
     assert overrides.scaled_config_path("configs/recipes/sarashina2.yaml", "full") == "configs/recipes/sarashina2.yaml"
-    assert overrides.scaled_config_path("configs/recipes/sarashina2.tiny.yaml", "tiny") == \
-        "configs/recipes/sarashina2.tiny.yaml"
+    assert (
+        overrides.scaled_config_path("configs/recipes/sarashina2.tiny.yaml", "tiny")
+        == "configs/recipes/sarashina2.tiny.yaml"
+    )
     (tmp_path / "x.yaml").write_text("name: x\n")
     rc = cli.main(["mix", "--config", str(tmp_path / "x.yaml"), "--scale", "tiny"])
     err = capsys.readouterr().err
@@ -203,8 +228,17 @@ def test_tiny_recipe_builds_shards_and_trains(chain_dir, monkeypatch, name):
     for stage in UPSTREAM:  # the shared upstream stages (see test_tiny_variants_share_their_upstream_sections)
         if not (run / stage).exists():
             shutil.copytree(first_run / stage, run / stage, symlinks=True)
-    rc = cli.main(["run", "--config", str(RECIPES / f"{name}.yaml"), "--scale", "tiny",
-                   "--stages", "mix,train-tokenizer,tokenize,train"])
+    rc = cli.main(
+        [
+            "run",
+            "--config",
+            str(RECIPES / f"{name}.yaml"),
+            "--scale",
+            "tiny",
+            "--stages",
+            "mix,train-tokenizer,tokenize,train",
+        ]
+    )
     assert rc == 0
     out = _check_run(run, cfg)
     if cfg.train.seq_warmup_steps:  # Japanese StableLM: the sequence-length warmup happened

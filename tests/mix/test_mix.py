@@ -17,10 +17,10 @@ import zstandard
 from shikomi.config import load_config
 from shikomi.errors import UserError
 from shikomi.executor.run import run_stage
-from shikomi.mix.stage import build, make_plan, select
 from shikomi.mix.sources import strip_gutenberg
+from shikomi.mix.stage import build, make_plan, select
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- planning (pure)
@@ -29,8 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def _counts(n: int, tok: int | np.ndarray, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     tokens = np.full(n, tok, dtype=np.int64) if np.isscalar(tok) else np.asarray(tok, dtype=np.int64)
-    return {"keys": rng.integers(0, 2**63, n, dtype=np.uint64), "tokens": tokens,
-            "chars": tokens * 2, "docs_in": n, "chars_in": int(tokens.sum() * 2)}
+    return {
+        "keys": rng.integers(0, 2**63, n, dtype=np.uint64),
+        "tokens": tokens,
+        "chars": tokens * 2,
+        "docs_in": n,
+        "chars_in": int(tokens.sum() * 2),
+    }
 
 
 def test_select_downsamples_to_target():
@@ -49,10 +54,12 @@ def test_select_upsamples_whole_epochs_then_a_sample():
 
 
 def test_plan_uneven_sources_hits_ratios():
-    inputs = [{"name": "ja", "label": "ja", "path": "x", "format": "auto"},
-              {"name": "en", "label": "sp", "path": "y", "format": "slimpajama"},
-              {"name": "en", "label": "pg", "path": "z", "format": "gutenberg"},
-              {"name": "code", "label": "sc", "path": "w", "format": "starcoder"}]
+    inputs = [
+        {"name": "ja", "label": "ja", "path": "x", "format": "auto"},
+        {"name": "en", "label": "sp", "path": "y", "format": "slimpajama"},
+        {"name": "en", "label": "pg", "path": "z", "format": "gutenberg"},
+        {"name": "code", "label": "sc", "path": "w", "format": "starcoder"},
+    ]
     counts = [_counts(3000, 50, 1), _counts(5000, 120, 2), _counts(40, 5000, 3), _counts(4000, 80, 4)]
     plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, 600_000, warn_epochs=4.0)
     s = plan["sources"]
@@ -68,8 +75,10 @@ def test_plan_uneven_sources_hits_ratios():
 
 
 def test_plan_warns_above_four_epochs_and_defaults_to_no_repeat():
-    inputs = [{"name": "ja", "label": "ja", "path": "x", "format": "auto"},
-              {"name": "en", "label": "en", "path": "y", "format": "jsonl"}]
+    inputs = [
+        {"name": "ja", "label": "ja", "path": "x", "format": "auto"},
+        {"name": "en", "label": "en", "path": "y", "format": "jsonl"},
+    ]
     counts = [_counts(100, 10, 1), _counts(1000, 10, 2)]
     plan = make_plan(inputs, counts, {"ja": 1, "en": 1}, 20_000, warn_epochs=4.0)
     assert plan["sources"]["ja"]["epochs"] == pytest.approx(10.0)
@@ -80,10 +89,17 @@ def test_plan_warns_above_four_epochs_and_defaults_to_no_repeat():
 
 
 def test_plan_empty_source_is_a_user_error():
-    inputs = [{"name": "ja", "label": "ja", "path": "x", "format": "auto"},
-              {"name": "en", "label": "en", "path": "y", "format": "jsonl"}]
-    empty = {"keys": np.zeros(0, np.uint64), "tokens": np.zeros(0, np.int64), "chars": np.zeros(0, np.int64),
-             "docs_in": 0, "chars_in": 0}
+    inputs = [
+        {"name": "ja", "label": "ja", "path": "x", "format": "auto"},
+        {"name": "en", "label": "en", "path": "y", "format": "jsonl"},
+    ]
+    empty = {
+        "keys": np.zeros(0, np.uint64),
+        "tokens": np.zeros(0, np.int64),
+        "chars": np.zeros(0, np.int64),
+        "docs_in": 0,
+        "chars_in": 0,
+    }
     with pytest.raises(UserError, match="'en' has no documents"):
         make_plan(inputs, [_counts(10, 10), empty], {"ja": 1, "en": 1}, None, 4.0)
 
@@ -101,8 +117,12 @@ def test_config_ratio_without_source_is_one_line_error(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     (tmp_path / "clean" / "data").mkdir(parents=True)
     cfg_file.write_text(f"run_dir: {tmp_path}\n")
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", "mix", "--config", str(cfg_file)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "mix", "--config", str(cfg_file)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0
     assert "mix.ratios gives a share to en, code" in r.stderr
@@ -122,29 +142,57 @@ def _own_sources(root: Path) -> list[dict]:
     """Tiny inputs in each layout, generated here."""
     ja = root / "clean" / "data"
     ja.mkdir(parents=True)
-    rows = [{"id": f"ja-{i}", "text": f"これは{i}番目の文書です。" * (5 + i % 7),
-             "metadata": {"source": "CC-MAIN-2024-22", "url": f"https://example.jp/{i}", "language": "ja",
-                          "language_score": 0.99}} for i in range(60)]
+    rows = [
+        {
+            "id": f"ja-{i}",
+            "text": f"これは{i}番目の文書です。" * (5 + i % 7),
+            "metadata": {
+                "source": "CC-MAIN-2024-22",
+                "url": f"https://example.jp/{i}",
+                "language": "ja",
+                "language_score": 0.99,
+            },
+        }
+        for i in range(60)
+    ]
     pq.write_table(pa.Table.from_pylist(rows), ja / "00000.parquet")
     sp = root / "slimpajama"
     sp.mkdir()
     sets = ["RedPajamaCommonCrawl", "RedPajamaC4", "RedPajamaBook", "RedPajamaGithub", "RedPajamaWikipedia"]
-    lines = [json.dumps({"text": f"English document number {i}. " * (20 + i % 9),
-                         "meta": {"redpajama_set_name": sets[i % 5]}}) for i in range(100)]
+    lines = [
+        json.dumps(
+            {"text": f"English document number {i}. " * (20 + i % 9), "meta": {"redpajama_set_name": sets[i % 5]}}
+        )
+        for i in range(100)
+    ]
     (sp / "chunk_0.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode()))
     pg = root / "gutenberg"
     pg.mkdir()
     for i in range(3):
-        (pg / f"pg{i}.txt").write_text(f"Header\n*** START OF THE PROJECT GUTENBERG EBOOK B{i} ***\n"
-                                       + f"Chapter {i}. It was a dark night.\n" * 30
-                                       + f"*** END OF THE PROJECT GUTENBERG EBOOK B{i} ***\nLicence text\n")
+        (pg / f"pg{i}.txt").write_text(
+            f"Header\n*** START OF THE PROJECT GUTENBERG EBOOK B{i} ***\n"
+            + f"Chapter {i}. It was a dark night.\n" * 30
+            + f"*** END OF THE PROJECT GUTENBERG EBOOK B{i} ***\nLicence text\n"
+        )
     # starcoderdata proper: the language is the folder, no language column
     for lang, ext in (("python", "py"), ("rust", "rs")):
         d = root / "starcoder" / lang
         d.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist([
-            {"id": f"{lang}-{i}", "content": f"# file {i}\n" + f"x_{i} = {i}\n" * (50 + 5 * i), "max_stars_repo_path": f"f{i}.{ext}",
-             "max_stars_repo_name": "org/repo", "max_stars_count": i} for i in range(20)]), d / "train-00000-of-00001.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "id": f"{lang}-{i}",
+                        "content": f"# file {i}\n" + f"x_{i} = {i}\n" * (50 + 5 * i),
+                        "max_stars_repo_path": f"f{i}.{ext}",
+                        "max_stars_repo_name": "org/repo",
+                        "max_stars_count": i,
+                    }
+                    for i in range(20)
+                ]
+            ),
+            d / "train-00000-of-00001.parquet",
+        )
     return [
         {"name": "ja"},
         {"name": "en", "path": str(sp), "format": "slimpajama"},
@@ -161,8 +209,9 @@ def _read_out(folder: Path) -> list[dict]:
 
 
 def _run_mix(run_dir: Path, sources: list[dict], tasks: int = 2, **mix) -> dict:
-    cfg = load_config(None, {"run_dir": str(run_dir), "executor": {"tasks": tasks, "workers": 2},
-                             "mix": {"sources": sources, **mix}})
+    cfg = load_config(
+        None, {"run_dir": str(run_dir), "executor": {"tasks": tasks, "workers": 2}, "mix": {"sources": sources, **mix}}
+    )
     return run_stage(build(cfg, None), cfg)
 
 
@@ -238,8 +287,14 @@ def test_mix_counts_with_the_tokenizer_when_present(tmp_path):
     tok = tmp_path / "tokenizer"
     tok.mkdir()
     text = "\n".join(f"これは{i}番目の文書です。English document number {i}. x_{i} = {i}" for i in range(300))
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(text.split("\n")), model_prefix=str(tok / "tokenizer"),
-                                   vocab_size=400, byte_fallback=True, minloglevel=3, num_threads=1)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(text.split("\n")),
+        model_prefix=str(tok / "tokenizer"),
+        vocab_size=400,
+        byte_fallback=True,
+        minloglevel=3,
+        num_threads=1,
+    )
     _run_mix(tmp_path, sources, total_tokens=20_000)
     plan = json.loads((tmp_path / "mix" / "plan.json").read_text())
     assert plan["counted_with"]["method"] == "tokenizer"
@@ -258,7 +313,7 @@ def test_mix_counts_with_the_tokenizer_when_present(tmp_path):
 
 @pytest.mark.realdata
 def test_mix_real_layouts(shared_data, tmp_path):
-    from test_mix_fixtures import mix_sources, write_clean_stage, write_gutenberg, write_slimpajama, write_starcoder
+    from helpers.mix_inputs import mix_sources, write_clean_stage, write_gutenberg, write_slimpajama, write_starcoder
 
     write_clean_stage(shared_data, tmp_path, limit=1500, long_doc=False)
     write_slimpajama(shared_data, tmp_path / "slimpajama")

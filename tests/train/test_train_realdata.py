@@ -38,16 +38,29 @@ def build_tokenizer(texts: dict[str, list[str]], tok_dir: Path):
 
     tok_dir.mkdir(parents=True)
     sample = tok_dir / "sample.txt"
-    sample.write_text("\n".join(t[:3000].replace("\n", " ") for docs in texts.values() for t in docs[:600]),
-                      encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(sample), model_prefix=str(tok_dir / "tokenizer"), vocab_size=VOCAB,
-                                   model_type="unigram", byte_fallback=True, character_coverage=0.98, unk_id=0,
-                                   bos_id=1, eos_id=2, pad_id=3, num_threads=1, minloglevel=2)
+    sample.write_text(
+        "\n".join(t[:3000].replace("\n", " ") for docs in texts.values() for t in docs[:600]), encoding="utf-8"
+    )
+    spm.SentencePieceTrainer.train(
+        input=str(sample),
+        model_prefix=str(tok_dir / "tokenizer"),
+        vocab_size=VOCAB,
+        model_type="unigram",
+        byte_fallback=True,
+        character_coverage=0.98,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        num_threads=1,
+        minloglevel=2,
+    )
     hf = tok_dir / "hf"
     hf.mkdir()
     (hf / "tokenizer.model").write_bytes((tok_dir / "tokenizer.model").read_bytes())
-    (hf / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer",
-                                                          "add_bos_token": False, "pad_token": "<pad>"}))
+    (hf / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, "pad_token": "<pad>"})
+    )
     AutoTokenizer.from_pretrained(str(hf)).save_pretrained(str(hf))
     (tok_dir / "tokenizer.json").write_text(json.dumps({"vocab_size": VOCAB, "eos_id": 2, "bos_id": 1, "pad_id": 3}))
     return spm.SentencePieceProcessor(model_file=str(tok_dir / "tokenizer.model"))
@@ -65,12 +78,33 @@ def trained(shared_data, tmp_path_factory):
         docs[(src, "train")], docs[(src, "val")] = enc[n_val:], enc[:n_val]
     write_token_folder(run / "tokenize", docs, VOCAB, 2, tokenizer_path=str(run / "tokenizer/tokenizer.model"))
     config = run.parent / "real.yaml"
-    config.write_text(yaml.safe_dump({"run_dir": str(run), "train": {
-        "device": "cpu", "seq_len": 128, "global_batch_size": 8, "micro_batch_size": 4, "max_steps": 40,
-        "lr": 3e-3, "warmup_steps": 4, "eval_interval": 20, "eval_sequences": 8, "checkpoint_interval": 20,
-        "progress": False}}))
-    res = subprocess.run([sys.executable, "-m", "shikomi.cli", "train", "--config", str(config), "--nproc", "2"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(run),
+                "train": {
+                    "device": "cpu",
+                    "seq_len": 128,
+                    "global_batch_size": 8,
+                    "micro_batch_size": 4,
+                    "max_steps": 40,
+                    "lr": 3e-3,
+                    "warmup_steps": 4,
+                    "eval_interval": 20,
+                    "eval_sequences": 8,
+                    "checkpoint_interval": 20,
+                    "progress": False,
+                },
+            }
+        )
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", "train", "--config", str(config), "--nproc", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = [json.loads(ln) for ln in (run / "train/metrics.jsonl").read_text().splitlines()]
     return run, config, rows, sp, res
@@ -116,8 +150,13 @@ def test_export_loads_in_transformers_with_matching_logits_and_generates(trained
     # generation the way LINE's japanese-large-lm model card does it
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
     set_seed(101)
-    out = generator("おはようございます、今日の天気は", max_length=30, do_sample=True,
-                    pad_token_id=tokenizer.pad_token_id, num_return_sequences=2)
+    out = generator(
+        "おはようございます、今日の天気は",
+        max_length=30,
+        do_sample=True,
+        pad_token_id=tokenizer.pad_token_id,
+        num_return_sequences=2,
+    )
     assert len(out) == 2
     for o in out:
         assert o["generated_text"].startswith("おはようございます、今日の天気は")

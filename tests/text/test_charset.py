@@ -8,8 +8,20 @@ from shikomi.extract.demo_data import ja_paragraphs
 from shikomi.text.charset import decode_html, mojibake_per_1000, normalise_label
 
 ENCODINGS = ["utf-8", "cp932", "shift_jis", "euc_jp", "iso2022_jp"]
-LABELS = {"utf-8": "UTF-8", "cp932": "Windows-31J", "shift_jis": "Shift_JIS", "euc_jp": "EUC-JP", "iso2022_jp": "ISO-2022-JP"}
-WRONG = {"utf-8": "Shift_JIS", "cp932": "EUC-JP", "shift_jis": "ISO-8859-1", "euc_jp": "Shift_JIS", "iso2022_jp": "UTF-8"}
+LABELS = {
+    "utf-8": "UTF-8",
+    "cp932": "Windows-31J",
+    "shift_jis": "Shift_JIS",
+    "euc_jp": "EUC-JP",
+    "iso2022_jp": "ISO-2022-JP",
+}
+WRONG = {
+    "utf-8": "Shift_JIS",
+    "cp932": "EUC-JP",
+    "shift_jis": "ISO-8859-1",
+    "euc_jp": "Shift_JIS",
+    "iso2022_jp": "UTF-8",
+}
 
 
 def _html(text: str, meta: str | None) -> str:
@@ -49,10 +61,13 @@ def test_labels_normalise():
 
 @pytest.mark.realdata
 def test_real_japanese_text_all_encodings(shared_data):
-    leads = [json.loads(l)["text"] for l in open(shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")]
+    leads = [
+        json.loads(line)["text"]
+        for line in open(shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8")
+    ]
     bad = 0
     checked = 0
-    for i, t in enumerate(leads[:300]):
+    for _i, t in enumerate(leads[:300]):
         for enc in ENCODINGS:
             try:
                 raw = _html(t, None).encode(enc)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from test_dedup_helpers import edit_header, edit_swap, fullwidth_copy, make_config, outputs, run_dedup, synthetic_ja, write_jsonl
+from helpers.dedup import (
+    edit_header,
+    edit_swap,
+    fullwidth_copy,
+    make_config,
+    outputs,
+    run_dedup,
+    synthetic_ja,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +32,13 @@ def test_local_and_ray_keep_the_same_documents(tmp_path):
     docs = [{"id": f"d{i:03d}", "text": synthetic_ja(rng, rng.randint(20, 30))} for i in range(60)]
     for i in range(0, 60, 6):
         docs.append({"id": f"copy{i:03d}", "text": fullwidth_copy(docs[i]["text"]), "metadata": {"date": "2030-01-01"}})
-        docs.append({"id": f"near{i:03d}", "text": edit_header(rng, edit_swap(rng, docs[i + 1]["text"]))[1],
-                     "metadata": {"date": "2030-01-01"}})
+        docs.append(
+            {
+                "id": f"near{i:03d}",
+                "text": edit_header(rng, edit_swap(rng, docs[i + 1]["text"]))[1],
+                "metadata": {"date": "2030-01-01"},
+            }
+        )
     folder = write_jsonl(tmp_path / "in", docs, files=4)
     # fewer bands than the default: Ray starts a worker per task, slow on a small machine;
     # the comparison holds for any parameters as long as both runs use the same

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from shikomi.config import load_config
-from shikomi.extract.demo_data import ja_paragraphs
-from shikomi.text.lid import FastTextLID
 from shikomi.core.documents import read_documents
 from shikomi.executor.run import run_stage
+from shikomi.extract.demo_data import ja_paragraphs
 from shikomi.langid.stage import build
+from shikomi.text.lid import FastTextLID
 
 
 def _write_jsonl(path: Path, docs: list[dict]) -> Path:
@@ -22,9 +22,11 @@ def _write_jsonl(path: Path, docs: list[dict]) -> Path:
 
 def test_routing_by_language_and_threshold(tmp_path):
     docs = [{"id": f"ja{i}", "text": p} for i, p in enumerate(ja_paragraphs()[:5])]
-    docs += [{"id": "en0", "text": "The quick brown fox jumps over the lazy dog. " * 5},
-             {"id": "de0", "text": "Der schnelle braune Fuchs springt über den faulen Hund. " * 5},
-             {"id": "zh0", "text": "中华人民共和国是世界上人口最多的国家之一，首都是北京。"}]
+    docs += [
+        {"id": "en0", "text": "The quick brown fox jumps over the lazy dog. " * 5},
+        {"id": "de0", "text": "Der schnelle braune Fuchs springt über den faulen Hund. " * 5},
+        {"id": "zh0", "text": "中华人民共和国是世界上人口最多的国家之一，首都是北京。"},
+    ]
     _write_jsonl(tmp_path / "in" / "docs.jsonl", docs)
     cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "executor": {"tasks": 1}})
     stats = run_stage(build(cfg, str(tmp_path / "in")), cfg)
@@ -43,7 +45,9 @@ def test_routing_by_language_and_threshold(tmp_path):
 
 def test_threshold_rejects_low_scores(tmp_path):
     _write_jsonl(tmp_path / "in" / "d.jsonl", [{"id": "en", "text": "Hello there, see you soon at the station."}])
-    cfg = load_config(None, {"run_dir": str(tmp_path / "run"), "executor": {"tasks": 1}, "langid": {"thresholds": {"en": 0.99999}}})
+    cfg = load_config(
+        None, {"run_dir": str(tmp_path / "run"), "executor": {"tasks": 1}, "langid": {"thresholds": {"en": 0.99999}}}
+    )
     stats = run_stage(build(cfg, str(tmp_path / "in")), cfg)
     (d,) = read_documents(tmp_path / "run" / "langid" / "rejected")
     assert d.metadata["reject_reason"].startswith("low_language_score:en=")
@@ -72,8 +76,10 @@ def test_gold_sentences_accuracy(shared_data):
         preds = [lid.predict(t)[0] for t in rows[lang]]
         acc[lang] = sum(p == lang for p in preds) / len(preds)
     false_ja = {lang: sum(lid.predict(t)[0] == "ja" for t in rows[lang]) / len(rows[lang]) for lang in ("zh", "ko")}
-    print(f"langid gold sentences: ja acc {acc['ja']:.4f} (n={len(rows['ja'])}), en acc {acc['en']:.4f} "
-          f"(n={len(rows['en'])}); zh->ja {false_ja['zh']:.4f}, ko->ja {false_ja['ko']:.4f}")
+    print(
+        f"langid gold sentences: ja acc {acc['ja']:.4f} (n={len(rows['ja'])}), en acc {acc['en']:.4f} "
+        f"(n={len(rows['en'])}); zh->ja {false_ja['zh']:.4f}, ko->ja {false_ja['ko']:.4f}"
+    )
     assert acc["ja"] >= 0.99 and acc["en"] >= 0.99
     assert false_ja["zh"] < 0.01 and false_ja["ko"] < 0.01
 

@@ -33,10 +33,23 @@ def write_config(tmp: Path, name: str, tokens: Path) -> Path:
     cfg = {
         "run_dir": str(tmp / name),
         "train": {
-            "input": str(tokens), "device": "cpu", "seq_len": 64, "global_batch_size": 8, "micro_batch_size": 2,
-            "max_steps": STEPS, "lr": 3e-3, "warmup_steps": 5, "eval_interval": 10, "eval_sequences": 8,
-            "checkpoint_interval": 5, "keep_checkpoints": 10, "spike_window": 10, "spike_zscore": 5.0,
-            "spike_min_history": 5, "inject_nan_steps": [NAN_STEP], "inject_spike_steps": [SPIKE_STEP],
+            "input": str(tokens),
+            "device": "cpu",
+            "seq_len": 64,
+            "global_batch_size": 8,
+            "micro_batch_size": 2,
+            "max_steps": STEPS,
+            "lr": 3e-3,
+            "warmup_steps": 5,
+            "eval_interval": 10,
+            "eval_sequences": 8,
+            "checkpoint_interval": 5,
+            "keep_checkpoints": 10,
+            "spike_window": 10,
+            "spike_zscore": 5.0,
+            "spike_min_history": 5,
+            "inject_nan_steps": [NAN_STEP],
+            "inject_spike_steps": [SPIKE_STEP],
             "progress": False,
         },
     }
@@ -50,8 +63,13 @@ def train_cmd(config: Path, nproc: int, *extra: str) -> list[str]:
 
 
 def run_train(config: Path, nproc: int, *extra: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(train_cmd(config, nproc, *extra), capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        train_cmd(config, nproc, *extra),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return res
 
@@ -116,8 +134,7 @@ def test_two_ranks_train_and_report_validation_loss_per_source(reference):
     assert all(r["tokens_per_s"] > 0 and r["lr"] > 0 and "grad_norm" in r for r in m.values())
     assert "validation loss at step 29: ja" in res.stdout
     # checkpoints every 5 steps, all complete, written by 2 ranks
-    assert [p.name for p in ckpt.list_complete(run / "train/checkpoints")] == [f"step_{s:08d}" for s in
-                                                                               range(5, 31, 5)]
+    assert [p.name for p in ckpt.list_complete(run / "train/checkpoints")] == [f"step_{s:08d}" for s in range(5, 31, 5)]
     assert json.loads((run / "train/checkpoints/step_00000030/trainer.json").read_text())["world_size"] == 2
 
 
@@ -142,14 +159,20 @@ def test_kill_9_and_resume_is_bit_identical(reference, tokens, tmp_path):
     ref_run = reference[0]
     config = write_config(tmp_path, "killed", tokens)
     run = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(config, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        train_cmd(config, 2),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     log = run / "train/metrics.jsonl"
     deadline = time.time() + 300
     try:
         while time.time() < deadline and proc.poll() is None:
-            if log.is_file() and any(json.loads(ln)["step"] >= 17 for ln in log.read_text().splitlines()
-                                     if ln.endswith("}")):
+            if log.is_file() and any(
+                json.loads(ln)["step"] >= 17 for ln in log.read_text().splitlines() if ln.endswith("}")
+            ):
                 break
             time.sleep(0.02)
     finally:

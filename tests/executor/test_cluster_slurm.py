@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from test_cluster import outputs, sample, shikomi, write_config  # noqa: F401  (fixtures and helpers)
+from helpers.cluster import outputs, shikomi, write_config
 
 from shikomi.pipeline.registry import REGISTRY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SLURM_DIR = Path(os.environ.get("SHIKOMI_SLURM_DIR", "/tmp/shikomi-slurm"))
 
@@ -44,16 +43,24 @@ def slurm():
 
     if IN_CI:
         subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "install.sh")], check=False)
-    missing = [exe for exe in ("slurmctld", "slurmd", "sbatch", "munged") if shutil.which(exe) is None
-               and not Path("/usr/sbin", exe).exists()]
+    missing = [
+        exe
+        for exe in ("slurmctld", "slurmd", "sbatch", "munged")
+        if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()
+    ]
     if missing:
         unavailable(f"Slurm is not installed ({', '.join(missing)} missing; sudo bash scripts/slurm/install.sh)")
     if os.geteuid() != 0:
         unavailable("starting slurmd needs root")
     env = {"SLURM_CONF": str(SLURM_DIR / "slurm.conf"), "SHIKOMI_SLURM_DIR": str(SLURM_DIR)}
     was_up = _alive(SLURM_DIR / "slurmctld.pid") and _alive(SLURM_DIR / "slurmd.pid")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "start.sh")], capture_output=True, text=True,
-                       env={**os.environ, **env}, timeout=120)
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "slurm" / "start.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     if r.returncode != 0:
         unavailable(f"the local Slurm did not start: {r.stderr.strip()[-500:]}")
     old = {k: os.environ.get(k) for k in env}
@@ -67,8 +74,12 @@ def slurm():
             else:
                 os.environ[k] = v
         if not was_up:  # stop only the daemons this session started
-            subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "stop.sh")], env={**os.environ, **env},
-                           check=False, timeout=120)
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "slurm" / "stop.sh")],
+                env={**os.environ, **env},
+                check=False,
+                timeout=120,
+            )
 
 
 def slurm_config(tmp_path: Path, sample: Path, run: str, **slurm) -> Path:
@@ -99,10 +110,17 @@ def record(run_dir: Path) -> dict:
 
 def test_demo_chain_on_slurm_matches_local(slurm, tmp_path, sample):
     stages = ",".join(datatrove_stages())
-    shikomi("run", "--config", str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
-            "--stages", stages, cwd=tmp_path)
-    r = shikomi("submit", "--config", str(slurm_config(tmp_path, sample, "slurm")), "--stages", stages, "--wait",
-                cwd=tmp_path)
+    shikomi(
+        "run",
+        "--config",
+        str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
+        "--stages",
+        stages,
+        cwd=tmp_path,
+    )
+    r = shikomi(
+        "submit", "--config", str(slurm_config(tmp_path, sample, "slurm")), "--stages", stages, "--wait", cwd=tmp_path
+    )
     assert "complete" in r.stdout.splitlines()[-1], r.stdout
     a, b = outputs(tmp_path / "local"), outputs(tmp_path / "slurm")
     assert any(k.startswith("langid/ja/data/") for k in a)
@@ -112,8 +130,11 @@ def test_demo_chain_on_slurm_matches_local(slurm, tmp_path, sample):
         folder = REGISTRY[st].folder
         la = json.loads((tmp_path / "local" / folder / "stats.json").read_text())
         lb = json.loads((tmp_path / "slurm" / folder / "stats.json").read_text())
-        assert (la["documents_in"], la["documents_out"], la["dropped"]) == \
-            (lb["documents_in"], lb["documents_out"], lb["dropped"]), st
+        assert (la["documents_in"], la["documents_out"], la["dropped"]) == (
+            lb["documents_in"],
+            lb["documents_out"],
+            lb["dropped"],
+        ), st
     # every job ran as its own Slurm job, chained in order
     rec = record(tmp_path / "slurm")
     ids = [int(j["job_id"]) for j in rec["jobs"]]
@@ -145,8 +166,14 @@ def test_cancelled_array_task_is_resubmitted_alone(slurm, tmp_path, sample):
     assert second["jobs"][0]["stage"] == "extract" and second["jobs"][0]["ranks"] == [1]
     assert second["jobs"][0]["job_id"] != extract_id
     assert "complete" in r.stdout.splitlines()[-1]
-    shikomi("run", "--config", str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
-            "--stages", "extract,langid", cwd=tmp_path)
+    shikomi(
+        "run",
+        "--config",
+        str(write_config(tmp_path / "local.yaml", sample, tmp_path / "local")),
+        "--stages",
+        "extract,langid",
+        cwd=tmp_path,
+    )
     a, b = outputs(tmp_path / "local"), outputs(run)
     assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
     # a third submit finds nothing to do
@@ -172,12 +199,25 @@ def test_bad_cluster_config_fails_at_submit(slurm, tmp_path, sample):
 def _train_config(tmp_path: Path, sample: Path) -> Path:
     from shikomi.train.synthetic import synthetic_token_folder
 
-    cfg = slurm_config(tmp_path, sample, "trun", train={"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 1,
-                                                         "time": "00:20:00", "args": ["--max-steps", "3"]})
+    cfg = slurm_config(
+        tmp_path,
+        sample,
+        "trun",
+        train={"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 1, "time": "00:20:00", "args": ["--max-steps", "3"]},
+    )
     data = yaml.safe_load(cfg.read_text())
-    data["train"] = {"model": {"preset": "tiny"}, "seq_len": 32, "global_batch_size": 2, "micro_batch_size": 1,
-                     "max_steps": 3, "eval_interval": 0, "checkpoint_interval": 0, "progress": False,
-                     "device": "cpu", "eval_sequences": 2}
+    data["train"] = {
+        "model": {"preset": "tiny"},
+        "seq_len": 32,
+        "global_batch_size": 2,
+        "micro_batch_size": 1,
+        "max_steps": 3,
+        "eval_interval": 0,
+        "checkpoint_interval": 0,
+        "progress": False,
+        "device": "cpu",
+        "eval_sequences": 2,
+    }
     cfg.write_text(yaml.safe_dump(data))
     synthetic_token_folder(tmp_path / "trun" / "tokenize", vocab_size=256, docs_per_source=20)
     return cfg

@@ -6,83 +6,54 @@ test_cluster_slurm.py."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers.cluster import outputs, shikomi, write_config
 
 from shikomi.config import load_config
-from shikomi.errors import UserError
 from shikomi.core.jobs import Job
+from shikomi.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def shikomi(*args, cwd, env=None, check=True):
-    e = dict(os.environ)
-    e.update(env or {})
-    r = subprocess.run([sys.executable, "-m", "shikomi.cli", *args], cwd=cwd, capture_output=True, text=True, env=e,
-                       timeout=600)
-    if check and r.returncode != 0:
-        raise AssertionError(f"shikomi {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "shikomi.extract.demo_data", str(d)], check=True, capture_output=True)
-    return d
-
-
-def write_config(path: Path, sample: Path, run_dir: Path, **executor) -> Path:
-    data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
-    data["run_dir"] = str(run_dir)
-    data["extract"]["input"] = [str(sample / "warc")]
-    data["extract"].pop("generate_sample", None)
-    for src in data.get("mix", {}).get("sources", []):
-        if "path" in src:
-            src["path"] = src["path"].replace("{run_dir}/_sample", str(sample))
-    ex = data.setdefault("executor", {})
-    for k, v in executor.items():
-        ex[k] = v
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    return path
-
-
-def outputs(run_dir: Path) -> dict[str, bytes]:
-    """Every kept/rejected document file and token file of a run, by relative path."""
-    out = {}
-    for p in sorted(run_dir.rglob("*")):
-        rel = p.relative_to(run_dir)
-        if not p.is_file() or rel.parts[0] in ("submit",) or "logs" in rel.parts:
-            continue
-        if p.suffix in (".parquet", ".bin", ".idx", ".model") or p.name.endswith(".ids.jsonl"):
-            out[str(rel)] = p.read_bytes()
-        elif p.name == "manifest.json":
-            m = json.loads(p.read_text())
-            m.get("tokenizer", {}).pop("path", None)
-            out[str(rel)] = json.dumps(m, sort_keys=True).encode()
-    return out
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- dry run
 
+
 def test_dry_run_writes_chained_array_scripts(tmp_path, sample):
-    cfg = write_config(tmp_path / "c.yaml", sample, tmp_path / "run", kind="slurm", slurm={
-        "partition": "cpu", "time": "02:00:00", "workers": 8, "sbatch_args": {"account": "grp"},
-        "env_command": "source /opt/venv/bin/activate",
-        "stages": {"langid": {"cpus_per_task": 3, "mem_per_cpu_gb": 4, "partition": "fat"}},
-    })
-    r = shikomi("submit", "--config", str(cfg), "--stages", "extract,langid", "--dry-run", cwd=tmp_path,
-                env={"PATH": "/usr/bin:/bin"})  # no Slurm needed for a dry run
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        sample,
+        tmp_path / "run",
+        kind="slurm",
+        slurm={
+            "partition": "cpu",
+            "time": "02:00:00",
+            "workers": 8,
+            "sbatch_args": {"account": "grp"},
+            "env_command": "source /opt/venv/bin/activate",
+            "stages": {"langid": {"cpus_per_task": 3, "mem_per_cpu_gb": 4, "partition": "fat"}},
+        },
+    )
+    r = shikomi(
+        "submit",
+        "--config",
+        str(cfg),
+        "--stages",
+        "extract,langid",
+        "--dry-run",
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # no Slurm needed for a dry run
     scripts = sorted((tmp_path / "run" / "submit" / "dry-run").glob("*.sbatch"))
     names = [p.name for p in scripts]
-    assert names == ["01-extract.extract.sbatch", "02-extract.summary.sbatch", "03-langid.langid.sbatch",
-                     "04-langid.summary.sbatch"]
+    assert names == [
+        "01-extract.extract.sbatch",
+        "02-extract.summary.sbatch",
+        "03-langid.langid.sbatch",
+        "04-langid.summary.sbatch",
+    ]
     ex, ex_sum, lid, lid_sum = (p.read_text() for p in scripts)
     # the scripts are printed too
     assert "#SBATCH --job-name=demo-extract-extract" in r.stdout and "nothing was submitted" in r.stdout
@@ -121,8 +92,13 @@ def test_dry_run_plans_downstream_stage_and_rebuilds_it_on_the_node(tmp_path, sa
 
 
 def test_dry_run_trainer_and_report_jobs(tmp_path, sample):
-    cfg = write_config(tmp_path / "c.yaml", sample, tmp_path / "run", kind="slurm",
-                       slurm={"train": {"nodes": 2, "gpus_per_node": 8, "partition": "gpu", "cpus_per_task": 64}})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        sample,
+        tmp_path / "run",
+        kind="slurm",
+        slurm={"train": {"nodes": 2, "gpus_per_node": 8, "partition": "gpu", "cpus_per_task": 64}},
+    )
     shikomi("submit", "--config", str(cfg), "--stages", "train,report", "--dry-run", cwd=tmp_path)
     scripts = sorted((tmp_path / "run" / "submit" / "dry-run").glob("*.sbatch"))
     assert [p.name for p in scripts] == ["01-train.sbatch", "02-report.sbatch"]
@@ -135,24 +111,68 @@ def test_dry_run_trainer_and_report_jobs(tmp_path, sample):
 
 # --------------------------------------------------------------------------- trainer script
 
+
 def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
     from shikomi.executor.sbatch import torchrun_command, train_script
 
-    cfg = load_config(None, {"name": "ja1b", "run_dir": str(tmp_path / "run"), "executor": {"slurm": {
-        "partition": "cpu", "env_command": "source /v/bin/activate",
-        "train": {"nodes": 4, "gpus_per_node": 8, "partition": "gpu", "time": "48:00:00", "signal_before_s": 600,
-                  "cpus_per_task": 96, "mem_gb": 800, "rdzv_port": 29600, "args": ["--max-steps", "100"]}}}})
+    cfg = load_config(
+        None,
+        {
+            "name": "ja1b",
+            "run_dir": str(tmp_path / "run"),
+            "executor": {
+                "slurm": {
+                    "partition": "cpu",
+                    "env_command": "source /v/bin/activate",
+                    "train": {
+                        "nodes": 4,
+                        "gpus_per_node": 8,
+                        "partition": "gpu",
+                        "time": "48:00:00",
+                        "signal_before_s": 600,
+                        "cpus_per_task": 96,
+                        "mem_gb": 800,
+                        "rdzv_port": 29600,
+                        "args": ["--max-steps", "100"],
+                    },
+                }
+            },
+        },
+    )
     cmd = torchrun_command(cfg, "/r/submit/config.yaml", 4, 8, 29600, "shikomi.train.trainer", ["--max-steps", "100"])
-    assert cmd == ["torchrun", "--nnodes=4", "--nproc_per_node=8", "--rdzv_backend=c10d",
-                   "--rdzv_endpoint=$MASTER_ADDR:29600", "--rdzv_id=$SLURM_JOB_ID", "--max_restarts=0",
-                   "-m", "shikomi.train.trainer", "--config", "/r/submit/config.yaml", "--resume",
-                   "--max-steps", "100"]
+    assert cmd == [
+        "torchrun",
+        "--nnodes=4",
+        "--nproc_per_node=8",
+        "--rdzv_backend=c10d",
+        "--rdzv_endpoint=$MASTER_ADDR:29600",
+        "--rdzv_id=$SLURM_JOB_ID",
+        "--max_restarts=0",
+        "-m",
+        "shikomi.train.trainer",
+        "--config",
+        "/r/submit/config.yaml",
+        "--resume",
+        "--max-steps",
+        "100",
+    ]
     s = train_script(cfg, "/r/submit/config.yaml", "source /v/bin/activate", "/work")
     lines = s.splitlines()
     assert lines[0] == "#!/bin/bash"
-    for d in ("--job-name=ja1b-train", "--nodes=4", "--ntasks-per-node=1", "--gpus-per-node=8",
-              "--cpus-per-task=96", "--partition=gpu", "--time=48:00:00", "--mem=800G", "--requeue",
-              "--signal=B:USR1@600", "--open-mode=append", "--chdir=/work"):
+    for d in (
+        "--job-name=ja1b-train",
+        "--nodes=4",
+        "--ntasks-per-node=1",
+        "--gpus-per-node=8",
+        "--cpus-per-task=96",
+        "--partition=gpu",
+        "--time=48:00:00",
+        "--mem=800G",
+        "--requeue",
+        "--signal=B:USR1@600",
+        "--open-mode=append",
+        "--chdir=/work",
+    ):
         assert f"#SBATCH {d}" in lines, d
     # the rendezvous host is the first node of the allocation
     assert 'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in s
@@ -170,13 +190,27 @@ def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
 
 # --------------------------------------------------------------------------- config
 
+
 def test_job_options_precedence():
     from shikomi.executor.slurm import job_options
 
-    cfg = load_config(None, {"executor": {"slurm": {
-        "partition": "cpu", "cpus_per_task": 1, "time": "01:00:00", "sbatch_args": {"account": "a"},
-        "stages": {"dedup": {"cpus_per_task": 4, "sbatch_args": {"constraint": "ssd"}},
-                   "dedup/cluster": {"mem_per_cpu_gb": 16, "time": "10:00:00"}}}}})
+    cfg = load_config(
+        None,
+        {
+            "executor": {
+                "slurm": {
+                    "partition": "cpu",
+                    "cpus_per_task": 1,
+                    "time": "01:00:00",
+                    "sbatch_args": {"account": "a"},
+                    "stages": {
+                        "dedup": {"cpus_per_task": 4, "sbatch_args": {"constraint": "ssd"}},
+                        "dedup/cluster": {"mem_per_cpu_gb": 16, "time": "10:00:00"},
+                    },
+                }
+            }
+        },
+    )
     job = Job("signatures", [], tasks=8, slurm={"cpus_per_task": 2, "time": "03:00:00"})
     o = job_options(cfg, "dedup", job)
     assert (o["partition"], o["cpus_per_task"], o["time"]) == ("cpu", 4, "03:00:00")
@@ -189,8 +223,9 @@ def test_job_options_precedence():
 def test_bad_cluster_config_is_one_line(tmp_path, sample):
     with pytest.raises(UserError, match="unknown key 'executor.slurm.partiton'"):
         load_config(None, {"executor": {"slurm": {"partiton": "x"}}})
-    cfg = write_config(tmp_path / "c.yaml", sample, tmp_path / "run", kind="slurm",
-                       slurm={"stages": {"langdi": {"cpus_per_task": 2}}})
+    cfg = write_config(
+        tmp_path / "c.yaml", sample, tmp_path / "run", kind="slurm", slurm={"stages": {"langdi": {"cpus_per_task": 2}}}
+    )
     r = shikomi("submit", "--config", str(cfg), "--stages", "extract", "--dry-run", cwd=tmp_path, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "unknown stage 'langdi'" in r.stderr
@@ -200,13 +235,15 @@ def test_bad_cluster_config_is_one_line(tmp_path, sample):
 
 def test_submit_without_slurm_says_so(tmp_path, sample):
     cfg = write_config(tmp_path / "c.yaml", sample, tmp_path / "run", kind="slurm")
-    r = shikomi("submit", "--config", str(cfg), "--stages", "extract", cwd=tmp_path, check=False,
-                env={"PATH": "/nonexistent"})
+    r = shikomi(
+        "submit", "--config", str(cfg), "--stages", "extract", cwd=tmp_path, check=False, env={"PATH": "/nonexistent"}
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "'sinfo' not found" in r.stderr
 
 
 # --------------------------------------------------------------------------- status
+
 
 def test_status_of_a_local_run_names_failed_tasks(tmp_path, sample):
     cfg = write_config(tmp_path / "c.yaml", sample, tmp_path / "run")
@@ -220,13 +257,16 @@ def test_status_of_a_local_run_names_failed_tasks(tmp_path, sample):
     (tmp_path / "run" / "extract" / "logs" / "extract" / "completions" / "00001").unlink()
     r = shikomi("status", str(tmp_path / "run"), cwd=tmp_path)
     assert "incomplete" in r.stdout
-    assert f"extract/extract task 1: {tmp_path / 'run' / 'extract' / 'logs' / 'extract' / 'logs' / 'task_00001.log'}" \
+    assert (
+        f"extract/extract task 1: {tmp_path / 'run' / 'extract' / 'logs' / 'extract' / 'logs' / 'task_00001.log'}"
         in r.stdout
+    )
     r = shikomi("status", str(tmp_path / "nope"), cwd=tmp_path, check=False)
     assert r.returncode == 2 and "run folder not found" in r.stderr
 
 
 # --------------------------------------------------------------------------- Ray
+
 
 @pytest.mark.slow
 def test_ray_front_half_matches_local(tmp_path, sample):
@@ -234,8 +274,15 @@ def test_ray_front_half_matches_local(tmp_path, sample):
     local = write_config(tmp_path / "local.yaml", sample, tmp_path / "local")
     shikomi("run", "--config", str(local), "--stages", "extract,langid", cwd=tmp_path)
     ray_cfg = write_config(tmp_path / "ray.yaml", sample, tmp_path / "ray", kind="ray", ray={"num_cpus": 2})
-    r = shikomi("submit", "--config", str(ray_cfg), "--stages", "extract,langid", cwd=tmp_path,
-                env={"RAY_AUTH_MODE": "disabled"})
+    r = shikomi(
+        "submit",
+        "--config",
+        str(ray_cfg),
+        "--stages",
+        "extract,langid",
+        cwd=tmp_path,
+        env={"RAY_AUTH_MODE": "disabled"},
+    )
     assert "[langid]" in r.stdout
     a, b = outputs(tmp_path / "local"), outputs(tmp_path / "ray")
     assert any(k.startswith("langid/ja/data/") for k in a) and any(k.startswith("langid/en/data/") for k in a)
@@ -243,5 +290,8 @@ def test_ray_front_half_matches_local(tmp_path, sample):
     assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
     sa = json.loads((tmp_path / "local" / "langid" / "stats.json").read_text())
     sb = json.loads((tmp_path / "ray" / "langid" / "stats.json").read_text())
-    assert (sa["documents_in"], sa["documents_out"], sa["dropped"]) == (sb["documents_in"], sb["documents_out"],
-                                                                        sb["dropped"])
+    assert (sa["documents_in"], sa["documents_out"], sa["dropped"]) == (
+        sb["documents_in"],
+        sb["documents_out"],
+        sb["dropped"],
+    )

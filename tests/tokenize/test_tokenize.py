@@ -26,15 +26,23 @@ from shikomi.executor.run import run_stage
 from shikomi.tokenize.spm import split_long, training_lines
 from shikomi.tokenize.stage import balance, first_fit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CODE_IN_MIX = 120  # standard-library modules in the mix; the rest are held out
 
 
 # --------------------------------------------------------------------------- an independent reader
 
 
-MEGATRON_DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64,
-                   7: np.float32, 8: np.uint16}
+MEGATRON_DTYPES = {
+    1: np.uint8,
+    2: np.int8,
+    3: np.int16,
+    4: np.int32,
+    5: np.int64,
+    6: np.float64,
+    7: np.float32,
+    8: np.uint16,
+}
 
 
 def read_megatron(prefix: Path) -> list[np.ndarray]:
@@ -46,11 +54,11 @@ def read_megatron(prefix: Path) -> list[np.ndarray]:
     dtype = np.dtype(MEGATRON_DTYPES[idx[17]])
     n_seq, n_doc = struct.unpack("<QQ", idx[18:34])
     pos = 34
-    sizes = np.frombuffer(idx[pos:pos + 4 * n_seq], dtype="<i4")
+    sizes = np.frombuffer(idx[pos : pos + 4 * n_seq], dtype="<i4")
     pos += 4 * n_seq
-    pointers = np.frombuffer(idx[pos:pos + 8 * n_seq], dtype="<i8")
+    pointers = np.frombuffer(idx[pos : pos + 8 * n_seq], dtype="<i8")
     pos += 8 * n_seq
-    doc_idx = np.frombuffer(idx[pos:pos + 8 * n_doc], dtype="<i8")
+    doc_idx = np.frombuffer(idx[pos : pos + 8 * n_doc], dtype="<i8")
     pos += 8 * n_doc
     assert pos == len(idx)
     assert n_doc == n_seq + 1 and list(doc_idx) == list(range(n_seq + 1))  # one document per sequence
@@ -98,14 +106,21 @@ def test_first_fit_and_balance():
 
 
 def _cfg(run_dir: Path, root: Path, tasks: int = 2, **over) -> object:
-    from test_mix_fixtures import mix_sources
+    from helpers.mix_inputs import mix_sources
 
     d = {
-        "run_dir": str(run_dir), "seed": 7, "executor": {"tasks": tasks, "workers": 2},
+        "run_dir": str(run_dir),
+        "seed": 7,
+        "executor": {"tasks": tasks, "workers": 2},
         "mix": {"sources": mix_sources(root), "total_tokens": 700_000},
         # the test sample supports a small vocabulary only
-        "tokenizer": {"vocab_size": 2000, "character_coverage": 0.995, "num_threads": 2,
-                      "max_sentence_length": 1024, "sample_mb": 1.0},
+        "tokenizer": {
+            "vocab_size": 2000,
+            "character_coverage": 0.995,
+            "num_threads": 2,
+            "max_sentence_length": 1024,
+            "sample_mb": 1.0,
+        },
         "tokenize": {"shard_tokens": 60_000, "val_min_docs": 5, "tasks": tasks},
     }
     for k, v in over.items():
@@ -124,7 +139,7 @@ def _run_chain(cfg, stages=("mix", "train-tokenizer", "tokenize")) -> dict:
 
 @pytest.fixture(scope="module")
 def chain(shared_data, tmp_path_factory):
-    from test_mix_fixtures import write_clean_stage, write_gutenberg, write_slimpajama, write_starcoder
+    from helpers.mix_inputs import write_clean_stage, write_gutenberg, write_slimpajama, write_starcoder
 
     root = tmp_path_factory.mktemp("chain")
     run = root / "run"
@@ -157,8 +172,14 @@ def test_realised_ratio_matches_plan(chain):
         if s["split"] == "train":
             train[s["source"]] += s["tokens"]
     total = sum(train.values())
-    print("\nrealised shares:", {g: round(t / total, 5) for g, t in train.items()},
-          "planned:", plan["ratios"], "trimmed:", {g: s["trimmed_tokens"] for g, s in man["sources"].items()})
+    print(
+        "\nrealised shares:",
+        {g: round(t / total, 5) for g, t in train.items()},
+        "planned:",
+        plan["ratios"],
+        "trimmed:",
+        {g: s["trimmed_tokens"] for g, s in man["sources"].items()},
+    )
     for g, r in plan["ratios"].items():
         assert abs(train[g] / total - r) / r <= 0.005, g
         assert man["sources"][g]["realised_share"] == pytest.approx(train[g] / total, abs=1e-6)
@@ -220,7 +241,7 @@ def test_shards_round_trip_with_independent_reader(chain):
 @pytest.mark.realdata
 def test_tokenizer_drops_no_line_and_reports_chars_per_token(chain, shared_data):
     import sentencepiece as spm
-    from test_mix_fixtures import heldout_texts
+    from helpers.mix_inputs import heldout_texts
 
     run = chain["run"]
     meta = json.loads((run / "tokenizer" / "tokenizer.json").read_text())
@@ -230,7 +251,12 @@ def test_tokenizer_drops_no_line_and_reports_chars_per_token(chain, shared_data)
     assert s["sentencepiece_skipped_too_long"] == 0  # ... so SentencePiece skipped nothing
     assert s["lines_used"] == s["lines"]
     assert set(s["by_source"]) == {"ja", "en", "code"}
-    assert meta["vocab_size"] == 2000 and (meta["unk_id"], meta["bos_id"], meta["eos_id"], meta["pad_id"]) == (0, 1, 2, 3)
+    assert meta["vocab_size"] == 2000 and (meta["unk_id"], meta["bos_id"], meta["eos_id"], meta["pad_id"]) == (
+        0,
+        1,
+        2,
+        3,
+    )
     assert meta["settings"]["normalization_rule_name"] == "identity"
     sp = spm.SentencePieceProcessor(model_file=str(run / "tokenizer" / "tokenizer.model"))
     held = heldout_texts(shared_data, CODE_IN_MIX)
@@ -240,8 +266,10 @@ def test_tokenizer_drops_no_line_and_reports_chars_per_token(chain, shared_data)
         toks = sum(len(x) for x in sp.encode(texts))
         cpt[g] = chars / toks
         assert all(sp.decode(x) == t for x, t in zip(sp.encode(texts), texts))  # identity: lossless
-    print(f"\nheld-out characters per token (vocab {meta['vocab_size']}): "
-          + ", ".join(f"{g} {v:.2f}" for g, v in cpt.items()))
+    print(
+        f"\nheld-out characters per token (vocab {meta['vocab_size']}): "
+        + ", ".join(f"{g} {v:.2f}" for g, v in cpt.items())
+    )
     assert 1.0 < cpt["ja"] < cpt["en"] and cpt["code"] > 1.5  # a 2,000-piece vocabulary: short pieces
     assert sp.encode("2024年", out_type=str)[:4] == ["2", "0", "2", "4"]  # digits split
 
@@ -249,7 +277,7 @@ def test_tokenizer_drops_no_line_and_reports_chars_per_token(chain, shared_data)
 @pytest.mark.realdata
 def test_hf_export_matches_sentencepiece(chain, shared_data):
     import sentencepiece as spm
-    from test_mix_fixtures import heldout_texts
+    from helpers.mix_inputs import heldout_texts
     from transformers import AutoTokenizer
 
     run = chain["run"]
@@ -292,11 +320,17 @@ def test_kill_during_tokenize_then_rerun_is_identical(chain, tmp_path):
     for d in ("mix", "tokenizer"):
         shutil.copytree(chain["run"] / d, run / d)
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text(json.dumps({
-        "run_dir": str(run), "seed": 7, "executor": {"tasks": 4, "workers": 1},
-        "mix": {"sources": [{"name": "ja"}], "ratios": {"ja": 1}},
-        "tokenize": {"shard_tokens": 60_000, "val_min_docs": 5, "tasks": 4},
-    }))
+    cfg_file.write_text(
+        json.dumps(
+            {
+                "run_dir": str(run),
+                "seed": 7,
+                "executor": {"tasks": 4, "workers": 1},
+                "mix": {"sources": [{"name": "ja"}], "ratios": {"ja": 1}},
+                "tokenize": {"shard_tokens": 60_000, "val_min_docs": 5, "tasks": 4},
+            }
+        )
+    )
     cmd = [sys.executable, "-m", "shikomi.cli", "tokenize", "--config", str(cfg_file)]
     p = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = run / "tokenize" / "_parts"

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from shikomi.config import load_config
+from shikomi.core.shards import ShardReader, ShardWriter, read_manifest
 from shikomi.errors import UserError
 from shikomi.tools import experiment as E
-from shikomi.core.shards import ShardReader, ShardWriter, read_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKYO = ROOT / "configs" / "recipes" / "tokyo-mix-study.yaml"
 
 
@@ -43,12 +43,26 @@ def _token_folder(path: Path, val: dict[str, int] | None = None) -> Path:
                 ids.append(f"{src}-{split}-{i}")
             w.close()
             (path / f"{rel}.ids.jsonl").write_text("".join(json.dumps(x) + "\n" for x in ids))
-            shards.append({"path": rel, "sha256": "", "idx_sha256": "", "documents": n, "tokens": tokens,
-                           "source": src, "split": split, "ids_path": f"{rel}.ids.jsonl"})
+            shards.append(
+                {
+                    "path": rel,
+                    "sha256": "",
+                    "idx_sha256": "",
+                    "documents": n,
+                    "tokens": tokens,
+                    "source": src,
+                    "split": split,
+                    "ids_path": f"{rel}.ids.jsonl",
+                }
+            )
     (path / "tok").mkdir(parents=True, exist_ok=True)
     (path / "tok" / "tokenizer.model").write_bytes(b"x")
-    manifest = {"tokenizer": {"path": "tok/tokenizer.model", "sha256": "", "vocab_size": 100, "eos_id": 2},
-                "dtype": "uint16", "seed": 1, "shards": shards}
+    manifest = {
+        "tokenizer": {"path": "tok/tokenizer.model", "sha256": "", "vocab_size": 100, "eos_id": 2},
+        "dtype": "uint16",
+        "seed": 1,
+        "shards": shards,
+    }
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
 
@@ -100,8 +114,9 @@ def test_experiment_config_errors_name_the_key(tmp_path):
     with pytest.raises(UserError, match="not in experiment.mix_scaling.languages"):
         load_config(None, {"experiment": {"mix_scaling": {"conditions": {"zh-only": ["zh"]}}}})
     with pytest.raises(UserError, match="not divisible"):
-        load_config(None, {"experiment": {"mix_scaling": {"models": [{"name": "a", "dim": 30, "n_layers": 1,
-                                                                         "n_heads": 4}]}}})
+        load_config(
+            None, {"experiment": {"mix_scaling": {"models": [{"name": "a", "dim": 30, "n_layers": 1, "n_heads": 4}]}}}
+        )
     cfg = load_config(None, {"mix": {"sources": [{"name": "ja"}], "ratios": {"ja": 1}}})
     with pytest.raises(UserError, match="languages lists en"):
         E.language_sources(cfg)
@@ -109,8 +124,9 @@ def test_experiment_config_errors_name_the_key(tmp_path):
 
 def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLCONFIGDIR=str(cwd / ".mpl"))
-    return subprocess.run([sys.executable, "-m", "shikomi.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "shikomi.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _read_table(report: Path) -> list[dict]:
@@ -120,8 +136,18 @@ def _read_table(report: Path) -> list[dict]:
 
 def test_mix_scaling_smallest_setting_end_to_end(tmp_path):
     """Three sizes x ja-only / en-only / mixed on the embedded sample, on CPU."""
-    args = ["experiment", "mix-scaling", "--config", str(TOKYO), "--scale", "tiny",
-            "--set", "experiment.mix_scaling.train_tokens=10240", "--set", "experiment.mix_scaling.evals=2"]
+    args = [
+        "experiment",
+        "mix-scaling",
+        "--config",
+        str(TOKYO),
+        "--scale",
+        "tiny",
+        "--set",
+        "experiment.mix_scaling.train_tokens=10240",
+        "--set",
+        "experiment.mix_scaling.evals=2",
+    ]
     r = _run(args, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     report = tmp_path / "runs" / "tokyo-mix-study-tiny" / "report"
@@ -147,7 +173,9 @@ def test_mix_scaling_smallest_setting_end_to_end(tmp_path):
     assert "| model | non-embedding params |" in md and "mixed → ja" in md
     # the three token folders: same validation shards, different train shards
     shards = tmp_path / "runs" / "tokyo-mix-study-tiny" / "experiment" / "mix-scaling" / "shards"
-    val = {c: sorted(s["path"] for s in read_manifest(shards / c)["shards"] if s["split"] == "val") for c in ms.conditions}
+    val = {
+        c: sorted(s["path"] for s in read_manifest(shards / c)["shards"] if s["split"] == "val") for c in ms.conditions
+    }
     assert val["ja-only"] == val["en-only"] == val["mixed"] == ["en/val_00000", "ja/val_00000"]
 
     # a second run finds every model trained and only rewrites the report, identically
@@ -164,14 +192,34 @@ def test_mix_scaling_on_real_text(shared_data, tmp_path):
     ja = shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl"
     en1 = shared_data / "en" / "us_inaugural_addresses_1789-2021.jsonl"
     en2 = shared_data / "en" / "us_state_of_the_union_1945-2006.jsonl"
-    sources = (f"[{{name: ja, path: '{ja}', format: jsonl}}, {{name: en, path: '{en1}', format: jsonl}}, "
-               f"{{name: en, path: '{en2}', format: jsonl}}]")
-    args = ["experiment", "mix-scaling", "--config", str(TOKYO), "--scale", "tiny",
-            "--set", f"mix.sources={sources}", "--set", "mix.total_tokens=null",
-            "--set", "experiment.mix_scaling.pool_tokens=60000",
-            "--set", "experiment.mix_scaling.models=[{name: s, dim: 32, n_layers: 2, n_heads: 4, ffn_dim: 96}]",
-            "--set", "experiment.mix_scaling.train_tokens=20480", "--set", "experiment.mix_scaling.evals=1",
-            "--set", "tokenizer.vocab_size=4000", "--set", "tokenize.val_fraction=0.05"]
+    sources = (
+        f"[{{name: ja, path: '{ja}', format: jsonl}}, {{name: en, path: '{en1}', format: jsonl}}, "
+        f"{{name: en, path: '{en2}', format: jsonl}}]"
+    )
+    args = [
+        "experiment",
+        "mix-scaling",
+        "--config",
+        str(TOKYO),
+        "--scale",
+        "tiny",
+        "--set",
+        f"mix.sources={sources}",
+        "--set",
+        "mix.total_tokens=null",
+        "--set",
+        "experiment.mix_scaling.pool_tokens=60000",
+        "--set",
+        "experiment.mix_scaling.models=[{name: s, dim: 32, n_layers: 2, n_heads: 4, ffn_dim: 96}]",
+        "--set",
+        "experiment.mix_scaling.train_tokens=20480",
+        "--set",
+        "experiment.mix_scaling.evals=1",
+        "--set",
+        "tokenizer.vocab_size=4000",
+        "--set",
+        "tokenize.val_fraction=0.05",
+    ]
     r = _run(args, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = {x["condition"]: x for x in _read_table(tmp_path / "runs" / "tokyo-mix-study-tiny" / "report")}
