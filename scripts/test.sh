@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command behind `make test`: unit tests on the project's own fixtures,
-# then the real-data suite on ../shared/data (required when CI=true).
+# The test command behind `make test`: ruff (lint and format), then the unit tests on
+# the project's own fixtures and the real-data suite on ../shared/data (required when
+# CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MPLCONFIGDIR="${MPLCONFIGDIR:-$PWD/.venv/.mplconfig}"
@@ -9,4 +10,6 @@ export TOKENIZERS_PARALLELISM=false
 if [[ "${CI:-}" == "true" ]]; then
   bash scripts/ci-system-deps.sh
 fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

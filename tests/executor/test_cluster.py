@@ -211,9 +211,8 @@ def test_job_options_precedence():
             }
         },
     )
-    job = Job("signatures", [], tasks=8, slurm={"cpus_per_task": 2, "time": "03:00:00"})
-    o = job_options(cfg, "dedup", job)
-    assert (o["partition"], o["cpus_per_task"], o["time"]) == ("cpu", 4, "03:00:00")
+    o = job_options(cfg, "dedup", Job("signatures", [], tasks=8))
+    assert (o["partition"], o["cpus_per_task"], o["time"]) == ("cpu", 4, "01:00:00")
     assert o["sbatch_args"] == {"account": "a", "constraint": "ssd"}
     o = job_options(cfg, "dedup", Job("cluster", []))
     assert (o["cpus_per_task"], o["mem_per_cpu_gb"], o["time"]) == (4, 16, "10:00:00")
