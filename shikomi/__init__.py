@@ -9,14 +9,20 @@ The package is layered and imports only go down (tests/test_layers.py checks it)
     pipeline   the chain: the stage registry (one table of stages), running the
                stages in order, planning and submitting them to Slurm
     executor   running one stage's jobs: local, Ray, Slurm (sbatch, status, progress,
-               the one adapter over datatrove's logging)
+               task logs)
     stage packages, which never import each other:
                extract, langid, dedup, filters (the clean stage), mix, tokenize, train
     core       the stage framework: jobs, rules, document readers, the routing
-               writer, stats, token shards, the schemas of what stages write
-    text       language primitives: charsets, the fastText wrapper, scripts
+               writer, seeded sampling, stats, token shards, the schemas of what
+               stages write, and the one adapter over datatrove's internals
+    text       language primitives: charsets, the fastText wrapper, the script
+               ranges, the SentencePiece to Hugging Face tokenizer conversion
     config     the pydantic config sections and command-line overrides
     errors     user errors, printed as one line
+
+Private members of datatrove, HojiChar and datasketch are used only in their adapters
+(core/datatrove_adapter.py, filters/hojichar_adapter.py, dedup/datasketch_adapter.py;
+tests/test_dependency_privates.py checks it).
 """
 
 __version__ = "0.1.0"

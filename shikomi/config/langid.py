@@ -5,7 +5,8 @@ from shikomi.config.base import Section
 
 class LangidConfig(Section):
     model: str | None = Field(
-        None, description="fastText model path; default: fastText's lid.176.ftz shipped with shikomi (shikomi/text/models)"
+        None,
+        description="fastText model path; default: fastText's lid.176.ftz shipped with shikomi (shikomi/text/models)",
     )
     languages: list[str] = Field(default_factory=lambda: ["ja", "en"])
     threshold: float = Field(0.5, ge=0, le=1, description="minimum score of the top language (cc_net: 0.5)")

@@ -1,8 +1,16 @@
-"""Reading and writing documents in the stage-folder contract.
+"""Reading documents in the stage-folder contract: the one place that opens
+document files.
 
 A stage input may be a stage folder (``<run_dir>/<stage>`` with ``data/`` inside),
 a folder of Parquet or JSONL(.gz) files, or a single such file. Stage outputs are
 Parquet (zstd), one row per document with ``id``, ``text`` and ``metadata``.
+
+    reader_for / datatrove_reader   datatrove reader steps (files sharded over tasks)
+    read_documents                  the documents of an input, in this process
+    document_files / parquet_rows   the files under a folder and the rows of one
+                                    Parquet file, as read by the tools
+    column_batches / text_bytes     column reads of Parquet (no per-document objects),
+                                    where a stage only needs a few columns
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from shikomi.errors import UserError
 
 PARQUET_GLOB = "**/*.parquet"
 JSONL_GLOBS = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.json.gz", "*.jsonl.bz2")
+# the names of document files, and the folders of a run that hold none
+DOC_SUFFIXES = (".parquet", *(g[1:] for g in JSONL_GLOBS))
+SKIP_DIRS = {"logs", "report", "_sample", "checkpoints"}
 
 
 def _is_remote(path: str) -> bool:
@@ -72,10 +83,21 @@ def reader_for(path: str | Path, *, doc_progress: bool = False, limit: int = -1)
     kind, folder, pattern = resolve_input(path)
     if not _is_remote(folder) and not any(Path(folder).glob(pattern or "*")):
         return EmptyReader(folder)
-    common = dict(glob_pattern=pattern, doc_progress=doc_progress, limit=limit)
-    reader = CountingParquetReader(folder, **common) if kind == "parquet" else CountingJsonlReader(folder, **common)
-    # datatrove adds the input file path to metadata; that would make outputs depend
-    # on where the run folder lives, so we leave it out.
+    return datatrove_reader(kind, folder, pattern, doc_progress=doc_progress, limit=limit)
+
+
+def datatrove_reader(kind: str, folder: str, pattern: str | None, *, count_empty: bool = True, **kwargs):
+    """datatrove's Parquet or JSONL reader of `folder` (`kind` "parquet" or "jsonl").
+
+    With `count_empty`, records without text are counted as `skipped/empty_text` (a
+    reader with its own `adapter` counts them there instead). The input file path is
+    left out of metadata: outputs must not depend on where the data lives.
+    """
+    if count_empty:
+        cls = CountingParquetReader if kind == "parquet" else CountingJsonlReader
+    else:
+        cls = ParquetReader if kind == "parquet" else JsonlReader
+    reader = cls(folder, glob_pattern=pattern, **kwargs)
     reader.add_file_path = False
     return reader
 
@@ -117,3 +139,109 @@ def read_documents(path: str | Path, limit: int = -1):
     """Iterate the documents of a stage input in this process (tools, tests)."""
     reader = reader_for(path, limit=limit)
     yield from reader.run(None, 0, 1)
+
+
+def is_doc_file(p: Path) -> bool:
+    return p.is_file() and p.name.endswith(DOC_SUFFIXES) and not p.name.endswith(".tmp")
+
+
+def document_files(folder: Path) -> list[Path]:
+    """Document files under a folder, sorted, skipping logs and temporary files."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).parts
+        if any(part in SKIP_DIRS for part in rel[:-1]):
+            continue
+        if is_doc_file(p):
+            out.append(p)
+    return out
+
+
+def parquet_rows(path: Path, batch_size: int = 1024):
+    """The rows of one Parquet document file as dicts, in order. Raises UserError
+    naming the file when it is unreadable or has no `text` column."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
+        raise UserError(f"{path}: not a readable Parquet file ({e})") from None
+    names = set(pf.schema_arrow.names)
+    if "text" not in names:
+        raise UserError(f"{path}: Parquet file without a 'text' column (columns: {', '.join(sorted(names))})")
+    for batch in pf.iter_batches(batch_size=batch_size):
+        yield from batch.to_pylist()
+
+
+# Column readers. The tokenize and train-tokenizer stages only need a few fields of
+# every document; reading Parquet by column with pyarrow skips building a Document per
+# row, which is most of the cost of reading. JSONL has no columns and goes through
+# read_documents.
+
+
+def column_batches(files: list[str], batch_docs: int):
+    """(ids, texts, sources, epochs) batches of stage-input files: Parquet read by
+    column with pyarrow (no per-document objects), JSONL through datatrove's reader.
+    A missing id is `<file name>/<row in batch>`; source is `metadata.source` (None
+    when absent), epoch `metadata.epoch` (0 when absent)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        if f.endswith(".parquet"):
+            pf = pq.ParquetFile(f)
+            names = pf.schema_arrow.names
+            cols = [c for c in ("id", "text", "metadata") if c in names]
+            for b in pf.iter_batches(batch_size=batch_docs, columns=cols):
+                n = b.num_rows
+                texts = b.column("text").to_pylist()
+                ids = b.column("id").to_pylist() if "id" in cols else [None] * n
+                ids = [x if x is not None else f"{Path(f).name}/{i}" for i, x in enumerate(ids)]
+                sources, epochs = [None] * n, [0] * n
+                if "metadata" in cols:
+                    meta = b.column("metadata")
+                    fields = (
+                        {meta.type.field(i).name for i in range(meta.type.num_fields)}
+                        if hasattr(meta.type, "num_fields")
+                        else set()
+                    )
+                    if "source" in fields:
+                        sources = meta.field("source").to_pylist()
+                    if "epoch" in fields:
+                        epochs = [int(e or 0) for e in meta.field("epoch").to_pylist()]
+                yield ids, texts, sources, epochs
+        else:
+            batch = []
+            for doc in read_documents(f):
+                batch.append(doc)
+                if len(batch) >= batch_docs:
+                    yield _doc_batch(batch)
+                    batch = []
+            if batch:
+                yield _doc_batch(batch)
+
+
+def _doc_batch(batch: list) -> tuple[list, list, list, list]:
+    return (
+        [d.id for d in batch],
+        [d.text for d in batch],
+        [d.metadata.get("source") for d in batch],
+        [int(d.metadata.get("epoch", 0) or 0) for d in batch],
+    )
+
+
+def text_bytes(path: str | Path) -> int:
+    """UTF-8 bytes of text in a stage input (Parquet: the text column only)."""
+    kind, _, _ = resolve_input(path)
+    total = 0
+    if kind == "parquet":
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        for f in input_files(path):
+            t = pq.read_table(f, columns=["text"])
+            if t.num_rows:
+                total += int(pc.sum(pc.binary_length(t["text"])).as_py() or 0)
+        return total
+    for doc in read_documents(path):
+        total += len(doc.text.encode("utf-8"))
+    return total

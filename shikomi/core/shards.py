@@ -13,12 +13,11 @@ tokenizer stage). `NAME.idx`:
     int64[n+1] document indices (0..n: one document per sequence)
 
 Megatron-LM and GPT-NeoX read these files as they are. Each token folder has a
-`manifest.json` (see `write_manifest`).
+`manifest.json`, written and read through `shikomi.core.schemas.TokenManifest`.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
@@ -35,6 +34,7 @@ def dtype_for_vocab(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < UINT16_MAX_VOCAB else np.dtype(np.int32)
 
 
+# Not datatrove's Megatron writer: it encodes with `tokenizers` in file order; we merge shuffled SentencePiece parts.
 class ShardWriter:
     """Append documents (token arrays) to NAME.bin, write NAME.idx on close.
 
@@ -131,10 +131,3 @@ class ShardReader:
     def __getitem__(self, i: int) -> np.ndarray:
         start = int(self.offsets[i]) // self.dtype.itemsize
         return self.tokens[start : start + int(self.lengths[i])]
-
-
-def read_manifest(folder: str | Path) -> dict:
-    p = Path(folder) / "manifest.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"{folder}: no manifest.json (not a token folder)")
-    return json.loads(p.read_text(encoding="utf-8"))

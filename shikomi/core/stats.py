@@ -6,6 +6,9 @@ Counting convention (datatrove stat keys, summed over tasks into stats.json):
     dropped/<rule>, dropped_chars/<rule>
     skipped/<reason>               input records that never became documents (extract)
     tokens_out                     where known
+
+The file's schema is `shikomi.core.schemas.StageStats`: `WriteStageStats` writes it
+through the schema (the stage's extras included), every reader reads it the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from shikomi.core.files import write_json_atomic
+from shikomi.core.schemas import StageStats
 
 
 def merge_task_stats(logs_dir: Path) -> list[dict]:
@@ -137,7 +140,7 @@ class WriteStageStats(PipelineStep):
         if self.extras is not None:
             summary.update(self.extras(self.out_dir) or {})
         summary["written_at_unix"] = int(time.time())
-        write_json_atomic(Path(self.out_dir) / "stats.json", summary)
+        StageStats.parse(summary, Path(self.out_dir) / StageStats.FILENAME).write(self.out_dir)
         return
         yield
 

@@ -1,26 +1,27 @@
 """Writing documents in the stage-folder contract: Parquet (zstd), one row per
-document with `id`, `text` and `metadata`; kept documents to `data/`, dropped ones
-to `rejected/`."""
+document with `id`, `text` and `metadata`; kept documents to `data/` (or a folder
+chosen per document), dropped ones to `rejected/`. `StageWriter` is the one routing
+writer of every stage."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.writers.disk_base import DiskWriter
-from datatrove.pipeline.writers.parquet import ParquetWriter
 
+from shikomi.core.datatrove_adapter import WholeFileParquetWriter
 from shikomi.core.rules import count_route
 
 
-class DocWriter(ParquetWriter):
+class DocWriter(WholeFileParquetWriter):
     """datatrove's ParquetWriter with a schema that is the union of all rows.
 
     datatrove infers the schema from the first document, which breaks when later
     documents carry other metadata keys (a rejected document of another rule, say).
-    We buffer the task's rows and write each file once with ``pa.Table.from_pylist``,
+    The task's rows of a file are written at once with ``pa.Table.from_pylist``,
     which unifies struct fields; output is deterministic for the same input.
     """
 
@@ -29,62 +30,87 @@ class DocWriter(ParquetWriter):
     def __init__(self, output_folder, output_filename: str | None = None):
         super().__init__(
             output_folder,
-            output_filename=output_filename or "${rank}.parquet",
+            output_filename or "${rank}.parquet",
             compression="zstd",
             use_content_defined_chunking=False,
             max_file_size=-1,
         )
-        self._rows: dict[str, list[dict]] = {}
-        self._handles: dict[str, IO] = {}
 
-    def _write(self, document: dict, file_handler: IO, filename: str):
-        self._rows.setdefault(filename, []).append(document)
-        self._handles[filename] = file_handler
-
-    def close_file(self, filename):
+    def write_rows(self, rows: list[dict], handle: IO) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = self._rows.pop(filename, None)
-        handle = self._handles.pop(filename, None)
-        if rows and handle is not None:
-            table = pa.Table.from_pylist(rows)
-            pq.write_table(table, handle, compression="zstd", use_content_defined_chunking=False)
-        DiskWriter.close_file(self, filename)
-
-    def close(self):
-        for filename in list(self._rows):
-            self.close_file(filename)
-        self._writers.clear()
-        self._batches.clear()
-        self.output_mg.close()
+        table = pa.Table.from_pylist(rows)
+        pq.write_table(table, handle, compression="zstd", use_content_defined_chunking=False)
 
 
 class StageWriter(PipelineStep):
-    """Writes kept documents to `data/` and rejected ones to `rejected/`, counting both."""
+    """The routing writer of every stage: each document leaving the stage is counted
+    (`core.rules.count_route`) and written to one Parquet folder under `out_dir`.
+
+    - a rejected document (`metadata.reject_reason`) goes to `rejected/`, unless
+      `write_rejected` is False or its rule is in `unwritten_rules` (then it is only
+      counted);
+    - a kept document goes to `folder` (default `data/`). With `route`, a function of
+      the document giving a key (the language, say), `folder` is a template with
+      `{route}` in it (`"{route}/data"`) and kept documents are also counted per key
+      as `docs_out/<key>` and `chars_out/<key>`.
+
+    Files are named `output_filename` (default `${rank}.parquet`). With `make_folder`,
+    the kept folder (without `route`) exists even when the task keeps nothing, so an
+    empty stage output is still a stage folder downstream.
+    """
 
     name = "write"
     type = "💽 - WRITER"
 
-    def __init__(self, out_dir: str, data_subdir: str = "data", write_rejected: bool = True):
+    def __init__(
+        self,
+        out_dir: str,
+        folder: str = "data",
+        *,
+        route: Callable[[Document], str] | None = None,
+        write_rejected: bool = True,
+        unwritten_rules: tuple[str, ...] = (),
+        output_filename: str | None = None,
+        make_folder: bool = True,
+    ):
         super().__init__()
         self.out_dir = out_dir
-        self.data_subdir = data_subdir
+        self.folder = folder
+        self.route = route
         self.write_rejected = write_rejected
+        self.unwritten_rules = tuple(unwritten_rules)
+        self.output_filename = output_filename
+        self.make_folder = make_folder
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        (Path(self.out_dir) / self.data_subdir).mkdir(parents=True, exist_ok=True)
-        kept = DocWriter(str(Path(self.out_dir) / self.data_subdir))
-        rejected = DocWriter(str(Path(self.out_dir) / "rejected")) if self.write_rejected else None
-        with kept:
-            try:
-                for doc in data or []:
-                    if count_route(self, doc) is None:
-                        kept.write(doc, rank)
-                    elif rejected is not None:
-                        rejected.write(doc, rank)
-            finally:
-                if rejected is not None:
-                    rejected.close()
+        out = Path(self.out_dir)
+        if self.make_folder and self.route is None:
+            (out / self.folder).mkdir(parents=True, exist_ok=True)
+        writers: dict[str, DocWriter] = {}
+
+        def writer(folder: str) -> DocWriter:
+            w = writers.get(folder)
+            if w is None:
+                w = writers[folder] = DocWriter(str(out / folder), output_filename=self.output_filename)
+            return w
+
+        try:
+            for doc in data or []:
+                rule = count_route(self, doc)
+                if rule is not None:
+                    if self.write_rejected and rule not in self.unwritten_rules:
+                        writer("rejected").write(doc, rank)
+                elif self.route is None:
+                    writer(self.folder).write(doc, rank)
+                else:
+                    key = self.route(doc)
+                    self.stat_update(f"docs_out/{key}")
+                    self.stat_update(f"chars_out/{key}", value=len(doc.text))
+                    writer(self.folder.format(route=key)).write(doc, rank)
+        finally:
+            for w in writers.values():
+                w.close()
         return
         yield  # a generator that yields nothing

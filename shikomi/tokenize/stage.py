@@ -31,14 +31,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.core.documents import input_files, read_documents
+from shikomi.core.documents import column_batches, input_files
 from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.sampling import first_fit, seeded_hash, seeded_hashes
+from shikomi.core.schemas import MixPlan, TokenManifest
 from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
 from shikomi.core.writers import DocWriter
 from shikomi.errors import UserError
@@ -78,55 +79,6 @@ def _loads(line: str):
         return json.loads(line)
 
 
-def iter_batches(files: list[str], batch_docs: int):
-    """(ids, texts, sources, epochs) batches of stage-input files: Parquet read by
-    column with pyarrow (no per-document objects), JSONL through datatrove's reader."""
-    import pyarrow.parquet as pq
-
-    for f in files:
-        if f.endswith(".parquet"):
-            pf = pq.ParquetFile(f)
-            names = pf.schema_arrow.names
-            cols = [c for c in ("id", "text", "metadata") if c in names]
-            for b in pf.iter_batches(batch_size=batch_docs, columns=cols):
-                n = b.num_rows
-                texts = b.column("text").to_pylist()
-                ids = b.column("id").to_pylist() if "id" in cols else [None] * n
-                ids = [x if x is not None else f"{Path(f).name}/{i}" for i, x in enumerate(ids)]
-                sources, epochs = [None] * n, [0] * n
-                if "metadata" in cols:
-                    meta = b.column("metadata")
-                    fields = (
-                        {meta.type.field(i).name for i in range(meta.type.num_fields)}
-                        if hasattr(meta.type, "num_fields")
-                        else set()
-                    )
-                    if "source" in fields:
-                        sources = meta.field("source").to_pylist()
-                    if "epoch" in fields:
-                        epochs = [int(e or 0) for e in meta.field("epoch").to_pylist()]
-                yield ids, texts, sources, epochs
-        else:
-            batch = []
-            for doc in read_documents(f):
-                batch.append(doc)
-                if len(batch) >= batch_docs:
-                    yield (
-                        [d.id for d in batch],
-                        [d.text for d in batch],
-                        [d.metadata.get("source") for d in batch],
-                        [int(d.metadata.get("epoch", 0) or 0) for d in batch],
-                    )
-                    batch = []
-            if batch:
-                yield (
-                    [d.id for d in batch],
-                    [d.text for d in batch],
-                    [d.metadata.get("source") for d in batch],
-                    [int(d.metadata.get("epoch", 0) or 0) for d in batch],
-                )
-
-
 class EncodeToParts(PipelineStep):
     """Reads this task's share of the input files (file i goes to task i mod N) and
     encodes every document into per-source Megatron files under _parts/<rank>/.
@@ -155,7 +107,7 @@ class EncodeToParts(PipelineStep):
         writers: dict[str, ShardWriter] = {}
         sidecars: dict[str, object] = {}
         files = input_files(self.input_path)[rank::world_size]
-        for ids, texts, sources, epochs in iter_batches(files, self.batch_docs):
+        for ids, texts, sources, epochs in column_batches(files, self.batch_docs):
             self.stat_update("docs_in", value=len(texts))
             self.stat_update("chars_in", value=sum(map(len, texts)))
             with self.track_time():
@@ -186,35 +138,14 @@ class EncodeToParts(PipelineStep):
         yield
 
 
-def first_fit(lengths: np.ndarray, target: float, max_fill: int = 100_000) -> np.ndarray:
-    """Mask of documents kept, in order: the longest prefix under target, then later
-    documents that still fit the gap."""
-    keep = np.zeros(lengths.size, dtype=bool)
-    if target <= 0 or lengths.size == 0:
-        return keep
-    cum = np.cumsum(lengths)
-    k = int(np.searchsorted(cum, target, side="right"))
-    keep[:k] = True
-    gap = target - (int(cum[k - 1]) if k else 0)
-    rest = np.arange(k, lengths.size)
-    for _ in range(max_fill):
-        if gap <= 0 or rest.size == 0:
-            break
-        fits = rest[lengths[rest] <= gap]
-        if fits.size == 0:
-            break
-        j = int(fits[0])
-        keep[j] = True
-        gap -= int(lengths[j])
-        rest = rest[rest > j]
-    return keep
-
-
 def plan_ratios(plan_path: Path | None) -> dict[str, float]:
-    if plan_path is None or not plan_path.is_file():
+    """The mix plan's target ratios (sources with a positive ratio); {} without a plan."""
+    if plan_path is None:
         return {}
-    plan = json.loads(plan_path.read_text(encoding="utf-8"))
-    return {k: float(v) for k, v in (plan.get("ratios") or {}).items() if v > 0}
+    plan = MixPlan.read(plan_path.parent, missing_ok=True)
+    if plan is None:
+        return {}
+    return {k: float(v) for k, v in plan.ratios.items() if v > 0}
 
 
 def _deviation(tokens: dict[str, int], p: dict[str, float]) -> float:
@@ -277,7 +208,7 @@ class MergeShards(PipelineStep):
 
     # ---------------------------------------------------------------- helpers
     def _h(self, *parts) -> int:
-        return xxhash.xxh64_intdigest("\x00".join(str(p) for p in (self.seed, *parts)))
+        return seeded_hash(self.seed, *parts)
 
     def _load_parts(self):
         parts_root = Path(self.out_dir) / PARTS
@@ -331,10 +262,7 @@ class MergeShards(PipelineStep):
         train_pos = np.asarray([i for i, d in enumerate(ids) if d not in val_ids], dtype=np.int64)
         val_set = set(int(x) for x in val_pos)
         repeats = np.asarray([i for i, d in enumerate(ids) if d in val_ids and i not in val_set], dtype=np.int64)
-        h, pre = xxhash.xxh64_intdigest, f"{self.seed}\x00shuffle\x00{src}\x00"
-        keys = np.fromiter(
-            (h(f"{pre}{ids[i]}\x00{epochs[i]}") for i in train_pos), dtype=np.uint64, count=train_pos.size
-        )
+        keys = seeded_hashes(self.seed, ("shuffle", src), ((ids[i], epochs[i]) for i in train_pos))
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
         if sk.size > 1 and bool(np.any(sk[1:] == sk[:-1])):
@@ -499,7 +427,7 @@ class MergeShards(PipelineStep):
                 else None,
             },
         }
-        write_json_atomic(out / "manifest.json", manifest)
+        TokenManifest.parse(manifest, out / TokenManifest.FILENAME).write(out)
         (parts_root / MERGED).write_text("ok\n")
         self._cleanup(parts_root)
         return
@@ -511,15 +439,14 @@ class MergeShards(PipelineStep):
 
 
 def _extras(out_dir: str) -> dict:
-    p = Path(out_dir) / "manifest.json"
-    if not p.exists():
+    m = TokenManifest.read(out_dir, missing_ok=True)
+    if m is None:
         return {}
-    m = json.loads(p.read_text(encoding="utf-8"))
     return {
-        "tokens_out": sum(s["tokens"] for s in m["shards"]),
-        "dtype": m["dtype"],
-        "sources": m["sources"],
-        "shards": len(m["shards"]),
+        "tokens_out": sum(s.tokens for s in m.shards),
+        "dtype": m.dtype,
+        "sources": {k: v.model_dump(exclude_unset=True) for k, v in (m.sources or {}).items()},
+        "shards": len(m.shards),
     }
 
 

@@ -17,7 +17,6 @@ One task (a global step, submitted like any other job):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -25,38 +24,17 @@ import re
 import time
 from pathlib import Path
 
-import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.core.documents import input_files, read_documents, resolve_input
-from shikomi.core.files import write_json_atomic
+from shikomi.core.documents import read_documents, resolve_input, text_bytes
+from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.sampling import seeded_uniform
 from shikomi.errors import UserError
-from shikomi.tokenize.spm import SPECIALS, export_hf, training_lines
-
-
-def _text_bytes(path: str) -> int:
-    """UTF-8 bytes of text in a stage input (Parquet: the text column only)."""
-    kind, _, _ = resolve_input(path)
-    total = 0
-    if kind == "parquet":
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        for f in input_files(path):
-            t = pq.read_table(f, columns=["text"])
-            if t.num_rows:
-                total += int(pc.sum(pc.binary_length(t["text"])).as_py() or 0)
-        return total
-    for doc in read_documents(path):
-        total += len(doc.text.encode("utf-8"))
-    return total
-
-
-def _uniform(seed: int, doc_id: str, epoch) -> float:
-    return xxhash.xxh64_intdigest(f"{seed}\x00tokenizer\x00{doc_id}\x00{epoch}") / 2.0**64
+from shikomi.text.hf_tokenizer import SPECIALS, export_hf
+from shikomi.tokenize.spm import training_lines
 
 
 class _StderrToFile:
@@ -99,7 +77,7 @@ class TrainTokenizer(PipelineStep):
         max_bytes = int(t["max_sentence_length"])
 
         # 1-2: the sample, as training lines
-        total_bytes = _text_bytes(self.input_path)
+        total_bytes = text_bytes(self.input_path)
         budget = t["sample_mb"] * 1e6
         rate = 1.0 if total_bytes <= budget else budget / total_bytes
         sample = work / "sample.txt"
@@ -108,7 +86,7 @@ class TrainTokenizer(PipelineStep):
             for doc in read_documents(self.input_path):
                 st["documents_in"] += 1
                 self.stat_update("docs_in")
-                if rate < 1.0 and _uniform(self.seed, doc.id, doc.metadata.get("epoch", 0)) >= rate:
+                if rate < 1.0 and seeded_uniform(self.seed, "tokenizer", doc.id, doc.metadata.get("epoch", 0)) >= rate:
                     continue
                 lines, n_split = training_lines(doc.text, max_bytes)
                 if not lines:
@@ -207,7 +185,7 @@ class TrainTokenizer(PipelineStep):
             "type": "sentencepiece",
             "model": "tokenizer.model",
             "hf": "hf",
-            "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            "sha256": sha256_file(model),
             "vocab_size": sp.get_piece_size(),
             "requested_vocab_size": t["vocab_size"],
             "unk_id": sp.unk_id(),

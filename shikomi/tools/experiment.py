@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from shikomi.config import Config
+from shikomi.core.schemas import Condition, MetricsLog, TokenManifest
 from shikomi.errors import UserError
 from shikomi.pipeline.chain import run_if_missing
 from shikomi.pipeline.registry import CHAIN
@@ -171,11 +172,9 @@ def _link(src: Path, dst: Path) -> None:
 def condition_folders(token_dir: Path, out: Path, ms) -> dict[str, Path]:
     """One token folder per condition: its languages' train shards and the validation
     shards of every language, so that every model is judged on the same text."""
-    from shikomi.core.shards import read_manifest
-
-    manifest = read_manifest(token_dir)
-    shards = manifest.get("shards", [])
-    have_val = {s["source"] for s in shards if s.get("split") == "val" and s.get("documents", 0) > 0}
+    manifest = TokenManifest.read(token_dir)
+    shards = manifest.shards
+    have_val = {s.source for s in shards if s.split == "val" and s.documents > 0}
     for lang in ms.languages:
         if lang not in have_val:
             raise UserError(
@@ -187,27 +186,28 @@ def condition_folders(token_dir: Path, out: Path, ms) -> dict[str, Path]:
         picked = [
             s
             for s in shards
-            if (s.get("split") == "train" and s["source"] in langs)
-            or (s.get("split") == "val" and s["source"] in ms.languages)
+            if (s.split == "train" and s.source in langs) or (s.split == "val" and s.source in ms.languages)
         ]
         for lang in langs:
-            if not any(s.get("split") == "train" and s["source"] == lang and s["documents"] > 0 for s in picked):
+            if not any(s.split == "train" and s.source == lang and s.documents > 0 for s in picked):
                 raise UserError(f"condition {cond}: no train documents for '{lang}' in {token_dir}")
         dest = out / cond
         dest.mkdir(parents=True, exist_ok=True)
         for s in picked:
             for suffix in (".bin", ".idx"):
-                _link(token_dir / (s["path"] + suffix), dest / (s["path"] + suffix))
-            if s.get("ids_path"):
-                _link(token_dir / s["ids_path"], dest / s["ids_path"])
-        m = {k: v for k, v in manifest.items() if k != "shards"}
-        tok = dict(m.get("tokenizer") or {})
-        if tok.get("path") and not Path(tok["path"]).is_absolute():  # keep it pointing at the same file
-            tok["path"] = os.path.relpath((token_dir / tok["path"]).resolve(), dest.resolve())
-        m["tokenizer"] = tok
-        m["shards"] = picked
-        m["condition"] = {"name": cond, "train_languages": list(langs), "from": str(token_dir)}
-        (dest / "manifest.json").write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+                _link(token_dir / (s.path + suffix), dest / (s.path + suffix))
+            _link(token_dir / s.ids_path, dest / s.ids_path)
+        tok = manifest.tokenizer
+        if not Path(tok.path).is_absolute():  # keep it pointing at the same file
+            tok = tok.model_copy(update={"path": os.path.relpath((token_dir / tok.path).resolve(), dest.resolve())})
+        m = manifest.model_copy(
+            update={
+                "tokenizer": tok,
+                "shards": picked,
+                "condition": Condition(name=cond, train_languages=list(langs), from_=str(token_dir)),
+            }
+        )
+        TokenManifest.parse(m.dump(), dest / TokenManifest.FILENAME).write(dest)
         folders[cond] = dest
     return folders
 
@@ -316,21 +316,19 @@ def train_run(rcfg: Config) -> Path:
 
 def summarize_run(train_dir: Path, languages: list[str]) -> dict:
     """Loss numbers of one run from its metrics.jsonl."""
-    rows = [json.loads(ln) for ln in (train_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    losses = [r for r in rows if r.get("loss") is not None and not r.get("skipped")]
+    rows = MetricsLog(train_dir).read()
+    losses = [r for r in rows if r.loss is not None and not r.skipped]
     if not losses:
         raise UserError(f"{train_dir}/metrics.jsonl has no finite training loss")
     tail = losses[-5:]
     out = {
-        "steps": rows[-1]["step"] + 1,
-        "train_tokens": rows[-1]["tokens"],
-        "train_loss_first": losses[0]["loss"],
-        "train_loss_end": sum(r["loss"] for r in tail) / len(tail),
+        "steps": rows[-1].step + 1,
+        "train_tokens": rows[-1].tokens,
+        "train_loss_first": losses[0].loss,
+        "train_loss_end": sum(r.loss for r in tail) / len(tail),
     }
-    evals = [r for r in rows if any(k.startswith("val_loss/") for k in r)]
-    curves = {
-        lang: [(r["tokens"], r[f"val_loss/{lang}"]) for r in evals if f"val_loss/{lang}" in r] for lang in languages
-    }
+    evals = [r for r in rows if r.val_losses()]
+    curves = {lang: [(r.tokens, r.val_losses()[lang]) for r in evals if lang in r.val_losses()] for lang in languages}
     for lang in languages:
         pts = curves[lang]
         out[f"val_loss_{lang}_first"] = pts[0][1] if pts else None
@@ -483,7 +481,6 @@ def write_report(rows: list[dict], cfg: Config, meta: dict) -> dict[str, Path]:
 
 
 def run_mix_scaling(cfg: Config) -> dict:
-    from shikomi.core.shards import read_manifest
     from shikomi.train.model import count_params, model_args
 
     ms = cfg.experiment.mix_scaling
@@ -491,8 +488,8 @@ def run_mix_scaling(cfg: Config) -> dict:
     root = cfg.run_path / EXPERIMENT_DIR
     token_dir = build_data(cfg, root)
     folders = condition_folders(token_dir, root / "shards", ms)
-    manifest = read_manifest(token_dir)
-    vocab = int(manifest["tokenizer"]["vocab_size"])
+    manifest = TokenManifest.read(token_dir)
+    vocab = manifest.tokenizer.vocab_size
     steps, batch, seq = steps_for(cfg)
     n = len(ms.conditions) * len(ms.models)
     _log(f"{len(ms.models)} models x {len(ms.conditions)} conditions, {steps} steps of {batch} x {seq} tokens each")
@@ -523,9 +520,9 @@ def run_mix_scaling(cfg: Config) -> dict:
                     f"({time.time() - t1:.1f}s)"
                 )
     avail = {}
-    for s in manifest["shards"]:
-        if s.get("split") == "train":
-            avail[s["source"]] = avail.get(s["source"], 0) + int(s["tokens"])
+    for s in manifest.shards:
+        if s.split == "train":
+            avail[s.source] = avail.get(s.source, 0) + s.tokens
     meta = {
         "conditions": ms.conditions,
         "languages": ms.languages,

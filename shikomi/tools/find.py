@@ -20,8 +20,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from shikomi.core.schemas import MetricsLog
 from shikomi.errors import UserError
-from shikomi.tools.inspect import TokenFolder, pipe_safe, read_jsonl_last
+from shikomi.pipeline.registry import FOLDERS
+from shikomi.tools.inspect import TokenFolder, pipe_safe
 
 # --------------------------------------------------------------------------- run folder
 
@@ -34,7 +36,7 @@ def token_dir_of(run_dir: str | Path) -> Path:
         return p
     if (p / "tokenize" / "manifest.json").is_file():
         return p / "tokenize"
-    if p.is_dir() and any((p / s).is_dir() for s in ("extract", "langid", "dedup", "clean", "mix", "train")):
+    if p.is_dir() and any((p / s).is_dir() for s in FOLDERS if s != "tokenize"):
         raise UserError(
             f"{p}: the run has no token folder yet ({p}/tokenize/manifest.json); run `shikomi tokenize` first"
         )
@@ -66,9 +68,9 @@ def trained_steps(run_dir: Path, full_cfg) -> tuple[int, str]:
     else train.max_steps (planned)."""
     if full_cfg.report.find.max_steps is not None:
         return full_cfg.report.find.max_steps, "report.find.max_steps"
-    last = read_jsonl_last(run_dir / "train" / "metrics.jsonl", "step")
+    last = MetricsLog(run_dir / "train").last()
     if last is not None:
-        return int(last["step"]) + 1, "train/metrics.jsonl"
+        return last.step + 1, "train/metrics.jsonl"
     return int(full_cfg.train.max_steps), "train.max_steps (not trained yet)"
 
 

@@ -12,7 +12,6 @@ The readers here are shared with `shikomi report` and `shikomi find`.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import re
@@ -22,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shikomi.core.schemas import MetricsLog, StageStats, TokenManifest
 from shikomi.errors import UserError
+from shikomi.pipeline.registry import FOLDERS
 
 REJECT_KEY = "reject_reason"
-STAGE_ORDER = ["extract", "langid", "dedup", "clean", "mix", "tokenizer", "tokenize", "train", "report"]
-DOC_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".jsonl.bz2")
-SKIP_DIRS = {"logs", "report", "_sample", "checkpoints"}
+# the run-folder sub-folders of the chain, in order (the stage registry)
+STAGE_ORDER = list(FOLDERS)
 
 
 # --------------------------------------------------------------------------- documents
@@ -66,20 +66,21 @@ class Item:
         return d
 
 
+# The readers live in core.documents (imported here on use: `inspect` starts without
+# loading datatrove's readers).
+
+
 def is_doc_file(p: Path) -> bool:
-    return p.is_file() and p.name.endswith(DOC_SUFFIXES) and not p.name.endswith(".tmp")
+    from shikomi.core.documents import is_doc_file
+
+    return is_doc_file(p)
 
 
 def doc_files(folder: Path) -> list[Path]:
     """Document files under a folder, sorted, skipping logs and temporary files."""
-    out = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).parts
-        if any(part in SKIP_DIRS for part in rel[:-1]):
-            continue
-        if is_doc_file(p):
-            out.append(p)
-    return out
+    from shikomi.core.documents import document_files
+
+    return document_files(folder)
 
 
 def _clean_meta(meta: Any) -> dict:
@@ -96,38 +97,24 @@ def _clean_meta(meta: Any) -> dict:
 
 def iter_file(path: Path, status: str, columns: list[str] | None = None) -> Iterator[Item]:
     """Documents of one Parquet or JSONL(.gz) file."""
+    from shikomi.core.documents import parquet_rows, read_documents
+
     if path.name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
-            raise UserError(f"{path}: not a readable Parquet file ({e})") from None
-        names = set(pf.schema_arrow.names)
-        if "text" not in names:
-            raise UserError(f"{path}: Parquet file without a 'text' column (columns: {', '.join(sorted(names))})")
-        row = 0
-        for batch in pf.iter_batches(batch_size=1024):
-            for rec in batch.to_pylist():
-                meta = rec.get("metadata")
-                meta = (
-                    _clean_meta(meta)
-                    if meta is not None
-                    else {
-                        k: v for k, v in rec.items() if k not in ("text", "id", "media", "metadata") and v is not None
-                    }
-                )
-                yield Item(
-                    str(rec.get("id") if rec.get("id") is not None else f"{path.name}/{row}"),
-                    rec.get("text") or "",
-                    meta,
-                    status,
-                    f"{path}#{row}",
-                )
-                row += 1
+        for row, rec in enumerate(parquet_rows(path)):
+            meta = rec.get("metadata")
+            meta = (
+                _clean_meta(meta)
+                if meta is not None
+                else {k: v for k, v in rec.items() if k not in ("text", "id", "media", "metadata") and v is not None}
+            )
+            yield Item(
+                str(rec.get("id") if rec.get("id") is not None else f"{path.name}/{row}"),
+                rec.get("text") or "",
+                meta,
+                status,
+                f"{path}#{row}",
+            )
         return
-    from shikomi.core.documents import read_documents
-
     for row, doc in enumerate(read_documents(path)):
         yield Item(str(doc.id), doc.text or "", _clean_meta(doc.metadata), status, f"{path}#{row}")
 
@@ -143,11 +130,11 @@ def status_of(path: Path, root: Path) -> str:
 # --------------------------------------------------------------------------- token folders
 
 
-def find_tokenizer_model(token_dir: Path, manifest: dict) -> Path:
+def find_tokenizer_model(token_dir: Path, manifest: TokenManifest) -> Path:
     """The SentencePiece model of a token folder: the manifest's path (absolute,
     relative to the folder or to the cwd), else <run_dir>/tokenizer/tokenizer.model."""
     cands = []
-    tp = (manifest.get("tokenizer") or {}).get("path")
+    tp = manifest.tokenizer.path
     if tp:
         tp = Path(tp)
         cands += [tp, token_dir / tp, token_dir.parent / tp]
@@ -167,16 +154,14 @@ class TokenFolder:
     """A token folder (`manifest.json` + Megatron shards + id sidecars), decodable."""
 
     def __init__(self, path: Path):
-        from shikomi.core.shards import read_manifest
-
         self.path = Path(path)
         try:
-            self.manifest = read_manifest(self.path)
-        except (FileNotFoundError, json.JSONDecodeError) as e:
+            self.manifest = TokenManifest.read(self.path)
+        except FileNotFoundError as e:
             raise UserError(f"{path}: not a token folder ({e})") from None
-        self.shards: list[dict] = list(self.manifest.get("shards") or [])
-        tok = self.manifest.get("tokenizer") or {}
-        self.eos_id = tok.get("eos_id")
+        # one dict per shard (the manifest's fields, all present)
+        self.shards: list[dict] = [s.model_dump() for s in self.manifest.shards]
+        self.eos_id = self.manifest.tokenizer.eos_id
         self._sp = None
         self._ids: dict[str, list[str]] = {}
 
@@ -323,33 +308,9 @@ def path_kind(path: str | Path) -> str:
     )
 
 
-def load_stats(stage_dir: Path) -> dict | None:
-    p = stage_dir / "stats.json"
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-
-
-def read_jsonl_last(path: Path, key: str) -> dict | None:
-    """The last well-formed JSON line of a file that has `key` (a line cut by a kill is skipped)."""
-    if not path.is_file():
-        return None
-    last = None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and key in rec:
-                last = rec
-    return last
+def load_stats(stage_dir: Path) -> StageStats | None:
+    """The stage's stats.json; None when the stage has not written it."""
+    return StageStats.read(stage_dir, missing_ok=True)
 
 
 # --------------------------------------------------------------------------- filtering and sampling
@@ -410,7 +371,9 @@ class Filters:
 
 
 def sample_key(seed: int, it_id: str, where: str) -> bytes:
-    return hashlib.blake2b(f"{seed}\x00{it_id}\x00{where}".encode(), digest_size=8).digest()
+    from shikomi.core.sampling import seeded_digest
+
+    return seeded_digest(seed, it_id, where)
 
 
 class Sampler:
@@ -451,7 +414,7 @@ class Scan:
     by_rule: dict = field(default_factory=dict)
     by_source: dict = field(default_factory=dict)
     sample: list = field(default_factory=list)
-    stats: dict | None = None
+    stats: StageStats | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -485,8 +448,8 @@ def scan_documents(p: Path, kind: str, flt: Filters, limit: int, seed: int) -> S
             sampler.add(it)
     if flt.reason and scan.matched == 0 and flt.reason not in all_rules:
         known = sorted(all_rules)
-        if scan.stats and scan.stats.get("dropped"):
-            known = sorted(set(known) | set(scan.stats["dropped"]))
+        if scan.stats:
+            known = sorted(set(known) | set(scan.stats.dropped))
         raise UserError(
             f"{p}: no rejected documents of rule '{flt.reason}'; rules here: {', '.join(known) or '(none rejected)'}"
         )
@@ -501,10 +464,10 @@ def scan_tokens(p: Path, flt: Filters, limit: int, seed: int) -> Scan:
     scan = Scan("tokens", p)
     if flt.reason:
         raise UserError(f"{p}: a token folder has no rejected documents (--reason applies to stage folders)")
-    scan.extra["manifest"] = {k: v for k, v in tf.manifest.items() if k != "shards"}
+    scan.extra["manifest"] = {k: v for k, v in tf.manifest.dump().items() if k != "shards"}
     shard_rows = []
     for sh in tf.shards:
-        shard_rows.append({k: sh.get(k) for k in ("path", "source", "split", "documents", "tokens")})
+        shard_rows.append({k: sh[k] for k in ("path", "source", "split", "documents", "tokens")})
     scan.extra["shards"] = shard_rows
     sampler = Sampler(limit, seed)
     want_src = flt.source or flt.lang
@@ -570,23 +533,21 @@ def scan_run(p: Path) -> Scan:
     for name, sd in stage_dirs(p).items():
         if name == "report":
             continue
-        st = load_stats(sd) or {}
+        st = load_stats(sd)
         row = {"stage": name, "path": str(sd), "rejected": (sd / "rejected").is_dir()}
-        for k in ("documents_in", "documents_out", "documents_dropped", "chars_in", "chars_out", "tokens_out"):
-            if k in st:
-                row[k] = st[k]
-        if (sd / "manifest.json").is_file():
-            try:
-                m = json.loads((sd / "manifest.json").read_text(encoding="utf-8"))
-                row["documents_out"] = sum(int(s.get("documents") or 0) for s in m.get("shards") or [])
-                row["tokens_out"] = sum(int(s.get("tokens") or 0) for s in m.get("shards") or [])
-            except json.JSONDecodeError:
-                pass
-        last = read_jsonl_last(sd / "metrics.jsonl", "step")
-        if last:
-            row["step"] = last.get("step")
-            row["tokens"] = last.get("tokens")
-            row["loss"] = last.get("loss")
+        if st is not None:
+            for k in ("documents_in", "documents_out", "documents_dropped", "chars_in", "chars_out", "tokens_out"):
+                if getattr(st, k) is not None:
+                    row[k] = getattr(st, k)
+        m = TokenManifest.read(sd, missing_ok=True)
+        if m is not None:
+            row["documents_out"] = sum(s.documents for s in m.shards)
+            row["tokens_out"] = sum(s.tokens for s in m.shards)
+        last = MetricsLog(sd).last()
+        if last is not None:
+            row["step"] = last.step
+            row["tokens"] = last.tokens
+            row["loss"] = last.loss
         rows.append(row)
     scan.extra["stages"] = rows
     return scan
@@ -675,11 +636,11 @@ def format_scan(scan: Scan, flt: Filters, chars: int) -> str:
         st = scan.stats
         if st:
             out.append(
-                f"  stats.json: {_fmt(st.get('documents_in', 0))} in -> {_fmt(st.get('documents_out', 0))} kept, "
-                f"{_fmt(st.get('documents_dropped', 0))} dropped"
+                f"  stats.json: {_fmt(st.documents_in)} in -> {_fmt(st.documents_out)} kept, "
+                f"{_fmt(st.documents_dropped)} dropped"
             )
-            for rule, d in sorted((st.get("dropped") or {}).items(), key=lambda kv: -kv[1].get("documents", 0)):
-                out.append(f"    {rule:<32} {d.get('documents', 0):>10,} docs {d.get('chars', 0):>14,} chars")
+            for rule, d in sorted(st.dropped.items(), key=lambda kv: -kv[1].documents):
+                out.append(f"    {rule:<32} {d.documents:>10,} docs {d.chars:>14,} chars")
     out.append(f"  matched {scan.matched:,} of {scan.total:,} documents (filters: {flt.describe()})")
     if scan.by_status and scan.kind != "tokens":
         out.append("  by status: " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_status.items())))
@@ -710,9 +671,8 @@ def scan_json(scan: Scan, flt: Filters, chars: int) -> list[dict]:
         }
     )
     if scan.stats:
-        head["stats"] = {
-            k: scan.stats.get(k) for k in ("documents_in", "documents_out", "documents_dropped", "dropped")
-        }
+        st = scan.stats.dump()
+        head["stats"] = {k: st[k] for k in ("documents_in", "documents_out", "documents_dropped", "dropped")}
     if scan.kind == "tokens":
         head["shards"] = scan.extra["shards"]
     return [head] + [{"type": "document", **it.to_json(chars)} for it in scan.sample]

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shikomi.core.shards import ShardReader, read_manifest
+from shikomi.core.schemas import TokenManifest
+from shikomi.core.shards import ShardReader
 from shikomi.errors import UserError
 
 
@@ -99,33 +100,27 @@ class TokenData:
     def __init__(self, token_dir: str | Path, seed: int):
         self.dir = Path(token_dir)
         try:
-            self.manifest = read_manifest(self.dir)
+            self.manifest = TokenManifest.read(self.dir)
         except FileNotFoundError:
             raise UserError(f"{self.dir}: no manifest.json; run `shikomi tokenize` first or set train.input") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{self.dir}/manifest.json: not valid JSON ({e})") from None
         self.seed = seed
-        tok = self.manifest.get("tokenizer") or {}
-        if "vocab_size" not in tok or "eos_id" not in tok:
-            raise UserError(f"{self.dir}/manifest.json: tokenizer.vocab_size and tokenizer.eos_id are required")
-        self.vocab_size = int(tok["vocab_size"])
-        self.eos_id = int(tok["eos_id"])
+        self.vocab_size = self.manifest.tokenizer.vocab_size
+        self.eos_id = self.manifest.tokenizer.eos_id
         self.shards: list[Shard] = []
-        for s in self.manifest.get("shards", []):
-            prefix = self.dir / s["path"]
+        for s in self.manifest.shards:
+            prefix = self.dir / s.path
             for suf in (".bin", ".idx"):
                 if not Path(str(prefix) + suf).is_file():
-                    raise UserError(f"{self.dir}/manifest.json names shard {s['path']} but {prefix}{suf} is missing")
-            ids = s.get("ids_path")
+                    raise UserError(f"{self.dir}/manifest.json names shard {s.path} but {prefix}{suf} is missing")
             self.shards.append(
                 Shard(
-                    rel=s["path"],
+                    rel=s.path,
                     prefix=prefix,
-                    source=s.get("source", "unknown"),
-                    split=s.get("split", "train"),
-                    documents=int(s["documents"]),
-                    tokens=int(s["tokens"]),
-                    ids_path=self.dir / ids if ids else None,
+                    source=s.source,
+                    split=s.split,
+                    documents=s.documents,
+                    tokens=s.tokens,
+                    ids_path=self.dir / s.ids_path,
                 )
             )
         train = [i for i, s in enumerate(self.shards) if s.split == "train" and s.documents > 0]

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from shikomi.errors import UserError
+from shikomi.text.hf_tokenizer import export_hf
 from shikomi.train import checkpoint as ckpt
 
 
@@ -71,7 +72,8 @@ def _tokenizer_meta(tok_dir: Path) -> dict:
 
 
 def export_tokenizer(tok_dir: Path, dest: Path) -> None:
-    """Copy the tokenizer stage's `hf/` export; without one, convert `tokenizer.model`."""
+    """Copy the tokenizer stage's `hf/` export; without one, convert `tokenizer.model`
+    the same way the tokenizer stage does (`shikomi.text.hf_tokenizer.export_hf`)."""
     hf = tok_dir / "hf"
     if hf.is_dir() and any(hf.iterdir()):
         for f in hf.iterdir():
@@ -81,14 +83,10 @@ def export_tokenizer(tok_dir: Path, dest: Path) -> None:
     model = tok_dir / "tokenizer.model"
     if not model.is_file():
         raise UserError(f"no tokenizer to export: neither {hf}/ nor {model} exists (run `shikomi train-tokenizer`)")
-    shutil.copy2(model, dest / "tokenizer.model")
-    (dest / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, "add_eos_token": False}, indent=1)
-        + "\n"
-    )
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(str(dest)).save_pretrained(str(dest))
+    try:
+        export_hf(model, dest)
+    except ValueError as e:
+        raise UserError(f"{model}: {e}") from None
 
 
 def export(checkpoint: Path, dest: Path, tok_dir: Path | None) -> Path:

@@ -8,7 +8,6 @@ N nodes:   torchrun --nnodes N --node_rank R --rdzv_backend c10d --rdzv_endpoint
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from shikomi.core.schemas import MetricsLog
 from shikomi.errors import UserError
 from shikomi.train import checkpoint as ckpt
 from shikomi.train.data import TokenData, batch_split, token_dir_for
@@ -118,27 +118,24 @@ def main(args, cfg) -> int:
 
 
 def print_summary(out: Path) -> None:
-    metrics = out / "metrics.jsonl"
-    if not metrics.is_file():
-        return
-    rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
+    log = MetricsLog(out)
+    metrics = log.path
+    rows = log.read()
     if not rows:
         return
-    ok = [r for r in rows if r.get("loss") is not None] or rows
+    ok = [r for r in rows if r.loss is not None] or rows
     first, last = ok[0], ok[-1]
-    skipped = [r["step"] for r in rows if r.get("skipped")]
+    skipped = [r.step for r in rows if r.skipped]
     print(
-        f"[train] steps {first['step']}..{last['step']}: loss {first['loss']:.4f} -> {last['loss']:.4f}, "
-        f"{last['tokens']:,} tokens" + (f", skipped steps {skipped}" if skipped else "")
+        f"[train] steps {first.step}..{last.step}: loss {first.loss:.4f} -> {last.loss:.4f}, "
+        f"{last.tokens:,} tokens" + (f", skipped steps {skipped}" if skipped else "")
     )
-    evals = [r for r in rows if any(k.startswith("val_loss/") for k in r)]
+    evals = [r for r in rows if r.val_losses()]
     if evals:
         e = evals[-1]
         vals = ", ".join(
-            f"{k.split('/', 1)[1]} {v:.4f} (ppl {e.get('val_ppl/' + k.split('/', 1)[1], 0):.1f})"
-            for k, v in e.items()
-            if k.startswith("val_loss/")
+            f"{src} {v:.4f} (ppl {e.value('val_ppl/' + src) or 0:.1f})" for src, v in e.val_losses().items()
         )
-        print(f"[train] validation loss at step {e['step']}: {vals}")
+        print(f"[train] validation loss at step {e.step}: {vals}")
     latest = ckpt.latest(out / "checkpoints")
     print(f"  output: {out}/  metrics: {metrics}" + (f"  checkpoint: {latest}" if latest else ""))

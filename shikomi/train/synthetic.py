@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from shikomi.core.files import sha256_file
+from shikomi.core.schemas import TokenManifest
 from shikomi.core.shards import ShardWriter, dtype_for_vocab
 
 
@@ -63,7 +64,7 @@ def write_token_folder(
         "seed": seed,
         "shards": shards,
     }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    TokenManifest.parse(manifest, folder / TokenManifest.FILENAME).write(folder)
     return folder
 
 

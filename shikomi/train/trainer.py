@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from shikomi.core.schemas import MetricsLog
 from shikomi.train import checkpoint as ckpt
 from shikomi.train.data import TokenData, batch_split, seq_len_at, token_dir_for, tokens_before
 from shikomi.train.model import Transformer, count_params, flops_per_token, loss_fn, model_args
@@ -96,6 +97,7 @@ class Trainer:
         self.max_steps = max_steps if max_steps is not None else self.tc.max_steps
         self.resume = resume
         self.out = cfg.stage_dir("train")
+        self.metrics = MetricsLog(self.out)
         self.ckpt_root = self.out / "checkpoints"
         self._stop = False
         self._setup_dist()
@@ -366,8 +368,9 @@ class Trainer:
                         file=sys.stderr,
                     )
         self.spikes = SpikeDetector(tc.spike_zscore, tc.spike_window, tc.spike_min_history, history)
-        for name in ("metrics.jsonl", "spikes.jsonl"):
-            self._truncate_log(name, start)
+        if self.rank == 0:
+            self.metrics.truncate(start)
+        self._truncate_log("spikes.jsonl", start)
         dist.barrier()
         signal.signal(signal.SIGTERM, self._on_sigterm)
         tb = self._tensorboard() if self.rank == 0 and tc.tensorboard else None
@@ -434,7 +437,7 @@ class Trainer:
             stop = torch.tensor(int(self._stop), device=self.device)
             dist.all_reduce(stop, op=dist.ReduceOp.MAX)
             if self.rank == 0 and (logged or "skipped" in row or last_eval.keys() & row.keys()):
-                self._log("metrics.jsonl", row)
+                self.metrics.append(row)
                 if tb is not None:
                     for k, v in row.items():
                         if isinstance(v, (int, float)) and k not in ("step", "batch_crc"):

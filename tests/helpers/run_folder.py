@@ -14,6 +14,7 @@ from datatrove.data import Document
 
 from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.rules import reject
+from shikomi.core.schemas import MetricsLog, MixPlan, StageStats, TokenManifest
 from shikomi.core.shards import ShardWriter, dtype_for_vocab
 from shikomi.core.writers import DocWriter
 
@@ -113,6 +114,76 @@ def stats(stage: str, din: int, dout: int, dropped: dict, chars_in: int, chars_o
     }
 
 
+def write_stats(stage_dir: Path, st: dict) -> None:
+    StageStats.parse(st).write(stage_dir)
+
+
+def dedup_record(cluster_sizes: dict[str, int]) -> dict:
+    """The `dedup` field of dedup's stats.json (a run without line dedup)."""
+    return {
+        "tasks": 1,
+        "ngram": 5,
+        "normalisation": {"nfkc": True, "whitespace": "folded", "lowercase": True, "fold_digits": True},
+        "lsh": {"bands": 14, "num_perm": 128, "rows": 9, "threshold": 0.8},
+        "verify": True,
+        "survivor": "index of an earlier run first, then earliest crawl date, then lowest id",
+        "index": [],
+        "cluster_sizes": cluster_sizes,
+        "clusters": sum(cluster_sizes.values()),
+        "lines": {},
+    }
+
+
+def mix_plan(docs: list[Document], ratios: dict[str, float], seed: int = 1234) -> dict:
+    """A mix/plan.json for documents taken once each (one input per source)."""
+    norm = {k: round(v / sum(ratios.values()), 6) for k, v in ratios.items()}
+    cpt = {"ja": 1.4, "en": 2.75, "code": 2.2}
+    sources = {}
+    for i, g in enumerate(ratios):
+        mine = [d for d in docs if d.metadata["source"] == g]
+        chars = sum(len(d.text) for d in mine)
+        tokens = int(chars / cpt[g])
+        inp = {
+            "index": i,
+            "label": g,
+            "path": f"/data/{g}",
+            "format": "auto",
+            "documents_read": len(mine),
+            "chars_read": chars,
+            "available_documents": len(mine),
+            "available_chars": chars,
+            "available_tokens": tokens,
+            "target_tokens": float(tokens),
+            "base_epochs": 1,
+            "epochs": 1.0,
+            "expected_tokens": tokens,
+            "expected_documents": len(mine),
+        }
+        sources[g] = {
+            "weight": norm[g],
+            "available_tokens": tokens,
+            "available_documents": len(mine),
+            "target_tokens": float(tokens),
+            "expected_tokens": tokens,
+            "expected_documents": len(mine),
+            "epochs": 1.0,
+            "inputs": [inp],
+            "expected_share": 0.0,
+        }
+    total = sum(s["expected_tokens"] for s in sources.values())
+    for s in sources.values():
+        s["expected_share"] = round(s["expected_tokens"] / total, 6)
+    return {
+        "seed": seed,
+        "counted_with": {"method": "estimate", "chars_per_token": {g: cpt[g] for g in ratios}},
+        "ratios": norm,
+        "total_tokens_target": float(total),
+        "total_tokens_expected": total,
+        "sources": sources,
+        "warnings": [],
+    }
+
+
 def train_sp(model_prefix: Path, texts: list[str], vocab_size: int = 400) -> None:
     import sentencepiece as spm
 
@@ -200,15 +271,15 @@ def make_run(
     kc = sum(len(d.text) for d in kept)
     rc = sum(len(d.text) for d in rejected)
     clean_stats = stats("clean", len(kept) + len(rejected), len(kept), dict(sorted(drop.items())), kc + rc, kc)
-    write_json_atomic(run / "clean" / "stats.json", clean_stats)
+    write_stats(run / "clean", clean_stats)
     info["clean_stats"] = clean_stats
     info["kept"] = kept
     info["rejected"] = rejected
 
     # upstream stages: stats only (what the report reads)
     n_dedup_in = len(kept) + len(rejected) + 6
-    write_json_atomic(
-        run / "dedup" / "stats.json",
+    write_stats(
+        run / "dedup",
         stats(
             "dedup",
             n_dedup_in,
@@ -216,12 +287,12 @@ def make_run(
             {"near_duplicate": {"documents": 6, "chars": 900}},
             kc + rc + 900,
             kc + rc,
-            dedup={"ngram": 5, "cluster_sizes": {"2": 2, "3": 1, "4-5": 1, "1001+": 0}},
+            dedup=dedup_record({"2": 2, "3": 1, "4-5": 1, "1001+": 0}),
         ),
     )
     n_langid_out = n_dedup_in + 10
-    write_json_atomic(
-        run / "langid" / "stats.json",
+    write_stats(
+        run / "langid",
         stats(
             "langid",
             n_langid_out + 7,
@@ -236,8 +307,8 @@ def make_run(
             },
         ),
     )
-    write_json_atomic(
-        run / "extract" / "stats.json",
+    write_stats(
+        run / "extract",
         stats(
             "extract",
             n_langid_out + 7 + 2 + 16,
@@ -261,8 +332,8 @@ def make_run(
     mix_docs = kept + en_docs + code_docs
     rng.shuffle(mix_docs)
     write_docs(run / "mix" / "data", mix_docs, 0)
-    write_json_atomic(
-        run / "mix" / "stats.json",
+    write_stats(
+        run / "mix",
         stats(
             "mix",
             len(mix_docs),
@@ -272,7 +343,7 @@ def make_run(
             sum(len(d.text) for d in mix_docs),
         ),
     )
-    write_json_atomic(run / "mix" / "plan.json", {"target_ratio": {"ja": 5, "en": 4, "code": 1}})
+    MixPlan.parse(mix_plan(mix_docs, {"ja": 5, "en": 4, "code": 1})).write(run / "mix")
     info["mix_docs"] = mix_docs
 
     # tokenizer
@@ -325,10 +396,10 @@ def make_run(
         "seed": 1234,
         "shards": shards,
     }
-    write_json_atomic(tok_dir / "manifest.json", manifest)
+    TokenManifest.parse(manifest).write(tok_dir)
     total_tokens = sum(s["tokens"] for s in shards)
-    write_json_atomic(
-        tok_dir / "stats.json",
+    write_stats(
+        tok_dir,
         stats(
             "tokenize", len(mix_docs), len(mix_docs), {}, sum(len(d.text) for d in mix_docs), 0, tokens_out=total_tokens
         ),
@@ -343,7 +414,7 @@ def make_run(
     cfg = load_config(None, {"run_dir": str(run), "train": train or TRAIN})
     (run / "train").mkdir(parents=True, exist_ok=True)
     (run / "train" / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    lines = []
+    log = MetricsLog(run / "train")
     for step in range(cfg.train.max_steps):
         m = {
             "step": step,
@@ -357,8 +428,7 @@ def make_run(
             m["val_loss/ja"] = 5.5 - 0.1 * step
             m["val_loss/en"] = 5.8 - 0.1 * step
             m["val_loss/code"] = 5.9 - 0.1 * step
-        lines.append(json.dumps(m))
-    (run / "train" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        log.append(m)
     return info
 
 

@@ -20,7 +20,8 @@ import yaml
 
 from shikomi import cli
 from shikomi.config import load_config, load_dict, overrides
-from shikomi.core.shards import ShardReader, read_manifest
+from shikomi.core.schemas import TokenManifest
+from shikomi.core.shards import ShardReader
 from shikomi.errors import UserError
 from shikomi.train.model import count_params, model_args
 
@@ -178,7 +179,7 @@ def _check_run(run: Path, cfg, metrics_needed: bool = True) -> dict:
     """Shards that read back, a manifest with the recipe's sources, a trained model whose
     loss fell."""
     tok = run / "tokenize"
-    m = read_manifest(tok)
+    m = TokenManifest.read(tok).dump()
     sources = {s["source"] for s in m["shards"] if s["split"] == "train" and s["documents"] > 0}
     assert sources == {s.name for s in cfg.mix.sources}
     for s in m["shards"]:

@@ -4,6 +4,7 @@ only where the registry says so."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -62,3 +63,68 @@ def test_upstream_folders_come_before_their_stage():
             assert e.upstream.split("/")[0] in seen, e
         seen.add(e.folder)
     assert REGISTRY["dedup"].upstream == "langid/ja"
+
+
+def _run_with_every_stage(run: Path) -> None:
+    """A run folder where every stage of the registry ran: a stats.json and a finished
+    datatrove job per datatrove stage, train metrics, and the submission record of the
+    command stages (train, report)."""
+    from shikomi.core.files import write_json_atomic
+    from shikomi.core.schemas import MetricsLog, StageStats
+
+    for e in CHAIN_ENTRIES:
+        sd = run / e.folder
+        if e.is_stage:
+            StageStats.parse(
+                {
+                    "stage": e.folder,
+                    "documents_in": 10,
+                    "chars_in": 100,
+                    "documents_out": 8,
+                    "chars_out": 80,
+                    "documents_dropped": 2,
+                    "dropped": {"rule": {"documents": 2, "chars": 20}},
+                    "skipped": {},
+                    "rules": [],
+                }
+            ).write(sd)
+            logs = sd / "logs" / "job"
+            (logs / "completions").mkdir(parents=True)
+            (logs / "completions" / "00000").write_text("")
+            write_json_atomic(logs / "executor.json", {"world_size": 1})
+    MetricsLog(run / REGISTRY["train"].folder).path.parent.mkdir(parents=True)
+    MetricsLog(run / REGISTRY["train"].folder).append(
+        {"step": 0, "tokens": 64, "loss": 7.0, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 100.0}
+    )
+    commands = [e.command for e in CHAIN_ENTRIES if not e.is_stage]
+    write_json_atomic(
+        run / "submit" / "jobs.json",
+        {"jobs": [{"stage": c, "job": c, "job_id": f"DRYRUN-{i}"} for i, c in enumerate(commands)]},
+    )
+
+
+def test_every_stage_is_in_the_report_funnel(tmp_path):
+    from shikomi.tools.report.collect import FUNNEL_STAGES, REPORT_FOLDER, funnel
+
+    assert FUNNEL_STAGES == [f for f in registry.FOLDERS if f != REPORT_FOLDER]
+    _run_with_every_stage(tmp_path)
+    assert [r["stage"] for r in funnel(tmp_path)] == FUNNEL_STAGES
+
+
+def test_inspect_walks_the_registry_folders():
+    from shikomi.tools.inspect import STAGE_ORDER
+
+    assert STAGE_ORDER == registry.FOLDERS
+
+
+def test_every_stage_is_in_shikomi_status(tmp_path, capsys):
+    from shikomi.cli import main as cli
+
+    _run_with_every_stage(tmp_path)
+    assert cli(["status", str(tmp_path)]) == 0
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    for command in CHAIN:
+        assert command in shown, (command, shown)
+    assert cli(["status", str(tmp_path), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert [s["stage"] for s in st["stages"]] == CHAIN

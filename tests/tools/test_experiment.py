@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from shikomi.config import load_config
-from shikomi.core.shards import ShardReader, ShardWriter, read_manifest
+from shikomi.core.schemas import TokenManifest
+from shikomi.core.shards import ShardReader, ShardWriter
 from shikomi.errors import UserError
 from shikomi.tools import experiment as E
 
@@ -73,7 +74,7 @@ def test_condition_folders_train_on_their_languages_and_validate_on_all(tmp_path
     folders = E.condition_folders(tok, tmp_path / "shards", ms)
     assert set(folders) == {"ja-only", "en-only", "mixed"}
     for cond, langs in {"ja-only": ["ja"], "en-only": ["en"], "mixed": ["ja", "en"]}.items():
-        m = read_manifest(folders[cond])
+        m = TokenManifest.read(folders[cond]).dump()
         train = sorted(s["source"] for s in m["shards"] if s["split"] == "train")
         val = sorted(s["source"] for s in m["shards"] if s["split"] == "val")
         assert train == sorted(langs)
@@ -174,7 +175,8 @@ def test_mix_scaling_smallest_setting_end_to_end(tmp_path):
     # the three token folders: same validation shards, different train shards
     shards = tmp_path / "runs" / "tokyo-mix-study-tiny" / "experiment" / "mix-scaling" / "shards"
     val = {
-        c: sorted(s["path"] for s in read_manifest(shards / c)["shards"] if s["split"] == "val") for c in ms.conditions
+        c: sorted(s["path"] for s in TokenManifest.read(shards / c).dump()["shards"] if s["split"] == "val")
+        for c in ms.conditions
     }
     assert val["ja-only"] == val["en-only"] == val["mixed"] == ["en/val_00000", "ja/val_00000"]
 

@@ -202,7 +202,9 @@ def test_report_sections_and_numbers(run):
     m = run["manifest"]
     for src in ("ja", "en", "code"):
         assert data["mix"]["realised"][src]["tokens"] == sum(s["tokens"] for s in m["shards"] if s["source"] == src)
-    assert data["mix"]["target"] == {"ja": 5, "en": 4, "code": 1}
+    # the target: the plan's ratios (normalised)
+    assert data["mix"]["target"] == {"ja": 0.5, "en": 0.4, "code": 0.1}
+    assert data["mix"]["target_from"] == "mix/plan.json"
     # characters per token: every mix character over tokens without EOS
     cpt = data["tokenizer"]["chars_per_token"]
     for src in ("ja", "en", "code"):
