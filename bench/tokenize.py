@@ -67,10 +67,8 @@ def bench(data: Path, quick: bool) -> dict:
 
     from shikomi.config import load_config
     from shikomi.executor.run import run_stage
-    from shikomi.mix import stage as mix
     from shikomi.mix.sources import reader_for_source
-    from shikomi.tokenize import stage as tok_stage
-    from shikomi.tokenize import train_tokenizer
+    from shikomi.pipeline.chain import build_stage
 
     root = Path(tempfile.mkdtemp(prefix="shikomi-bench-tok-"))
     try:
@@ -104,12 +102,12 @@ def bench(data: Path, quick: bool) -> dict:
                 in_bytes += len(doc.text.encode("utf-8"))
         t_read = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_stage(mix.build(cfg, None), cfg)
+        run_stage(build_stage("mix", cfg), cfg)
         t_mix = time.perf_counter() - t0
         plan = json.loads((run / "mix" / "plan.json").read_text())
 
         t0 = time.perf_counter()
-        run_stage(train_tokenizer.build(cfg, None), cfg)
+        run_stage(build_stage("train-tokenizer", cfg), cfg)
         t_train = time.perf_counter() - t0
         meta = json.loads((run / "tokenizer" / "tokenizer.json").read_text())
 
@@ -141,7 +139,7 @@ def bench(data: Path, quick: bool) -> dict:
         for _ in range(2):
             shutil.rmtree(run / "tokenize", ignore_errors=True)
             t0 = time.perf_counter()
-            st = run_stage(tok_stage.build(tok_cfg, None), tok_cfg)
+            st = run_stage(build_stage("tokenize", tok_cfg), tok_cfg)
             best_stage = min(best_stage, time.perf_counter() - t0)
         man = json.loads((run / "tokenize" / "manifest.json").read_text())
         tokens = sum(s["tokens"] for s in man["shards"])

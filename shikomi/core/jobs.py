@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shikomi.core.stats import WriteStageStats
 
@@ -41,6 +42,8 @@ class Stage:
     # can build it again on the node once its input exists
     command: str = ""
     builder: str = ""
+    # the config the builder saw (with the default input from the registry filled in)
+    config: Any = None
 
     @property
     def path(self) -> Path:

@@ -89,7 +89,9 @@ def _check_previous(work: Path, record: dict) -> None:
 
 def build(cfg, input_path: str | None = None) -> Stage:
     d = cfg.dedup
-    inp = input_path or d.input or str(cfg.stage_dir("langid") / "ja")
+    inp = input_path or d.input
+    if not inp:
+        raise UserError("dedup: no input (pass --input or set dedup.input)")
     resolve_input(inp)  # one-line error when the input is missing
     out = cfg.stage_dir("dedup")
     work = C.work_dir(out)

@@ -258,7 +258,13 @@ def _stage_executors(cfg, name: str, stage: Stage, rebuild: bool, input_path: st
         o = job_options(cfg, name, job)
         sbatch_args = {"chdir": os.getcwd(), **o["sbatch_args"]}
         spec = (
-            {"config": cfg_dump, "stage": name, "builder": stage.builder, "input": input_path, "job": job.name}
+            {
+                "config": stage.config.model_dump(mode="json") if stage.config is not None else cfg_dump,
+                "stage": name,
+                "builder": stage.builder,
+                "input": input_path,
+                "job": job.name,
+            }
             if rebuild
             else None
         )

@@ -14,6 +14,7 @@ from shikomi.core.documents import reader_for
 from shikomi.core.jobs import Job, Stage
 from shikomi.core.rules import CountIn
 from shikomi.core.writers import StageWriter
+from shikomi.errors import UserError
 from shikomi.filters.profile import build_rules
 
 STAGE = "clean"
@@ -21,7 +22,9 @@ STAGE = "clean"
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
     clean = cfg.clean
-    src = input_path or clean.input or str(cfg.stage_dir("dedup"))
+    src = input_path or clean.input
+    if not src:
+        raise UserError("clean: no input (pass --input or set clean.input)")
     out_dir = str(cfg.stage_dir(STAGE))
     rules, notes = build_rules(clean)
     for n in notes:

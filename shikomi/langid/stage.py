@@ -11,6 +11,7 @@ from shikomi.core.documents import reader_for
 from shikomi.core.jobs import Job, Stage
 from shikomi.core.rules import CountIn, Rule
 from shikomi.core.writers import StageWriter
+from shikomi.errors import UserError
 
 N_BINS = 10
 
@@ -93,7 +94,9 @@ def langid_extras(out_dir: str) -> dict:
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
     lc = cfg.langid
-    src = input_path or lc.input or str(cfg.stage_dir("extract"))
+    src = input_path or lc.input
+    if not src:
+        raise UserError("langid: no input (pass --input or set langid.input)")
     out = str(cfg.stage_dir("langid"))
     tasks = lc.tasks or cfg.executor.tasks
     pipeline = [

@@ -264,5 +264,7 @@ def resolve_source_path(src: MixSource, default_ja: str | None, run_dir: str = "
     if src.path:
         return src.path.replace("{run_dir}", str(run_dir))
     if default_ja is None:
-        raise UserError(f"mix source '{src.name}' has no path (only a `ja` source defaults to <run_dir>/clean)")
+        raise UserError(
+            f"mix source '{src.name}' has no path (only a `ja` source defaults to mix.input, <run_dir>/clean unless set)"
+        )
     return default_ja

@@ -397,7 +397,7 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     mc = cfg.mix
     out_dir = str(cfg.stage_dir("mix"))
     tasks = mc.tasks or cfg.executor.tasks
-    default_ja = input_path or mc.input or str(cfg.stage_dir("clean"))
+    default_ja = input_path or mc.input
     if input_path and not any(s.name == "ja" for s in mc.sources):
         raise UserError("--input sets the path of the `ja` mix source, but mix.sources has no `ja` entry")
 

@@ -13,11 +13,26 @@ from shikomi.executor.run import run_stage
 from shikomi.pipeline.registry import entry
 
 
-def build_stage(name: str, cfg, input_path: str | None = None) -> Stage:
-    """The Stage of chain stage `name`, built by its registered builder."""
+def with_default_input(name: str, cfg):
+    """`cfg` with the stage's `input` set to its upstream folder from the registry
+    (`<run_dir>/<upstream>`) when the config leaves it unset: builders read their
+    input from `input_path` or their section's `input`, never a folder of their own."""
     e = entry(name)
-    stage = e.load()(cfg, input_path)
-    stage.command, stage.builder = e.command, e.target
+    section = getattr(cfg, e.section)
+    if e.upstream is None or getattr(section, "input", None) is not None:
+        return cfg
+    default = str(cfg.stage_dir(e.upstream))
+    return cfg.model_copy(update={e.section: section.model_copy(update={"input": default})})
+
+
+def build_stage(name: str, cfg, input_path: str | None = None) -> Stage:
+    """The Stage of chain stage `name`, built by its registered builder from
+    `input_path` (the command line's --input), else the config's, else the
+    registry's upstream folder."""
+    e = entry(name)
+    bcfg = with_default_input(name, cfg)
+    stage = e.load()(bcfg, input_path)
+    stage.command, stage.builder, stage.config = e.command, e.target, bcfg
     return stage
 
 

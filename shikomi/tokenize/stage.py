@@ -452,7 +452,9 @@ def _extras(out_dir: str) -> dict:
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
     tc = cfg.tokenize
-    src = input_path or tc.input or str(cfg.stage_dir("mix"))
+    src = input_path or tc.input
+    if not src:
+        raise UserError("tokenize: no input (pass --input or set tokenize.input)")
     if not Path(src).exists():
         raise UserError(f"tokenize: input not found: {src} (run the mix stage first, or pass --input)")
     model = tc.tokenizer or str(cfg.stage_dir("tokenizer") / "tokenizer.model")

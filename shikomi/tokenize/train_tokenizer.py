@@ -249,7 +249,9 @@ def _extras(out_dir: str) -> dict:
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
     tc = cfg.tokenizer
-    src = input_path or tc.input or str(cfg.stage_dir("mix"))
+    src = input_path or tc.input
+    if not src:
+        raise UserError("train-tokenizer: no input (pass --input or set tokenizer.input)")
     if not Path(src).exists():
         raise UserError(f"train-tokenizer: input not found: {src} (run the mix stage first, or pass --input)")
     resolve_input(src)  # a clear error for a folder without documents

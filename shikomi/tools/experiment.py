@@ -36,7 +36,7 @@ from pathlib import Path
 from shikomi.config import Config
 from shikomi.core.schemas import Condition, MetricsLog, TokenManifest
 from shikomi.errors import UserError
-from shikomi.pipeline.chain import run_if_missing
+from shikomi.pipeline.chain import run_if_missing, with_default_input
 from shikomi.pipeline.registry import CHAIN
 
 # the stages before the mix, and the data stages it runs itself (chain order)
@@ -87,7 +87,7 @@ def language_sources(cfg: Config) -> list[dict]:
         if d.get("path") is None:
             if src.name != "ja":
                 raise UserError(f"mix source '{src.name}' has no path")
-            d["path"] = cfg.mix.input or str(cfg.stage_dir("clean"))
+            d["path"] = with_default_input("mix", cfg).mix.input
         d["path"] = str(d["path"]).replace("{run_dir}", str(cfg.run_dir))
         out.append(d)
     missing = [lang for lang in ms.languages if not any(d["name"] == lang for d in out)]

@@ -18,7 +18,8 @@ from shikomi.config import load_config
 from shikomi.errors import UserError
 from shikomi.executor.run import run_stage
 from shikomi.mix.sources import strip_gutenberg
-from shikomi.mix.stage import build, make_plan, select
+from shikomi.mix.stage import make_plan, select
+from shikomi.pipeline.chain import build_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -212,7 +213,7 @@ def _run_mix(run_dir: Path, sources: list[dict], tasks: int = 2, **mix) -> dict:
     cfg = load_config(
         None, {"run_dir": str(run_dir), "executor": {"tasks": tasks, "workers": 2}, "mix": {"sources": sources, **mix}}
     )
-    return run_stage(build(cfg, None), cfg)
+    return run_stage(build_stage("mix", cfg), cfg)
 
 
 def test_mix_stage_layouts_sampling_and_outputs(tmp_path):

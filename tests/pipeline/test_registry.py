@@ -128,3 +128,22 @@ def test_every_stage_is_in_shikomi_status(tmp_path, capsys):
     assert cli(["status", str(tmp_path), "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert [s["stage"] for s in st["stages"]] == CHAIN
+
+
+def test_builders_take_their_input_from_the_registry_not_a_folder_of_their_own(tmp_path):
+    from shikomi.config import load_config
+    from shikomi.pipeline.chain import with_default_input
+
+    cfg = load_config(None, {"run_dir": str(tmp_path / "run")})
+    for e in CHAIN_ENTRIES:
+        if not e.is_stage or e.upstream is None:
+            continue
+        filled = getattr(with_default_input(e.command, cfg), e.section).input
+        assert filled == str(tmp_path / "run" / e.upstream), e
+        if e.command == "mix":  # mix's input is the default path of its `ja` source
+            continue
+        with pytest.raises(UserError, match="no input"):
+            e.load()(cfg, None)  # the builder alone has no default folder
+    # a config's own input wins over the registry's upstream
+    own = load_config(None, {"run_dir": str(tmp_path / "run"), "dedup": {"input": "/data/ja"}})
+    assert with_default_input("dedup", own).dedup.input == "/data/ja"

@@ -129,12 +129,9 @@ def _cfg(run_dir: Path, root: Path, tasks: int = 2, **over) -> object:
 
 
 def _run_chain(cfg, stages=("mix", "train-tokenizer", "tokenize")) -> dict:
-    from shikomi.mix import stage as mix
-    from shikomi.tokenize import stage as tokenize_stage
-    from shikomi.tokenize import train_tokenizer
+    from shikomi.pipeline.chain import build_stage
 
-    builders = {"mix": mix.build, "train-tokenizer": train_tokenizer.build, "tokenize": tokenize_stage.build}
-    return {name: run_stage(builders[name](cfg, None), cfg) for name in stages}
+    return {name: run_stage(build_stage(name, cfg), cfg) for name in stages}
 
 
 @pytest.fixture(scope="module")
@@ -356,14 +353,12 @@ def test_kill_during_tokenize_then_rerun_is_identical(chain, tmp_path):
 def test_tokenize_without_tokenizer_is_one_line_error(tmp_path):
     (tmp_path / "mix" / "data").mkdir(parents=True)
     cfg = load_config(None, {"run_dir": str(tmp_path)})
-    from shikomi.tokenize import stage
+    from shikomi.pipeline.chain import build_stage
 
     with pytest.raises(UserError, match="tokenizer not found"):
-        stage.build(cfg, None)
-    from shikomi.tokenize import train_tokenizer
-
+        build_stage("tokenize", cfg)
     with pytest.raises(UserError, match="input not found"):
-        train_tokenizer.build(load_config(None, {"run_dir": str(tmp_path / "nothing")}), None)
+        build_stage("train-tokenizer", load_config(None, {"run_dir": str(tmp_path / "nothing")}))
 
 
 def test_vocab_too_large_for_the_sample_is_explained(tmp_path):
