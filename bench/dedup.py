@@ -30,7 +30,7 @@ import numpy as np
 # ---------------------------------------------------------------- corpus
 
 
-def _edit_chars(rng: random.Random, text: str, rate: float) -> str:
+def edit_chars(rng: random.Random, text: str, rate: float) -> str:
     chars = list(text)
     pool = [c for c in text if not c.isspace()] or ["あ"]
     for _ in range(max(1, int(len(chars) * rate))):
@@ -63,7 +63,7 @@ def corpus(data: Path, copies: int = 1, seed: int = 0) -> tuple[list[dict], list
         for i, text in enumerate(base):
             did = f"c{c}-{i:05d}"
             docs.append(
-                {"id": did, "text": text if c == 0 else _edit_chars(rng, text, 0.3), "metadata": {"date": "2021-01-01"}}
+                {"id": did, "text": text if c == 0 else edit_chars(rng, text, 0.3), "metadata": {"date": "2021-01-01"}}
             )
             if i % 2:
                 continue
@@ -80,7 +80,7 @@ def corpus(data: Path, copies: int = 1, seed: int = 0) -> tuple[list[dict], list
             elif kind == 2:
                 dup = "ホーム > ニュース\n" + t + "\nこのページの先頭へ戻る"
             else:
-                dup = _edit_chars(rng, t, [0.01, 0.03][kind - 3])
+                dup = edit_chars(rng, t, [0.01, 0.03][kind - 3])
             docs.append({"id": did + "-dup", "text": dup, "metadata": {"date": "2024-01-01"}})
             pairs.append((did, did + "-dup"))
     random.Random(seed + 1).shuffle(docs)

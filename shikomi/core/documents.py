@@ -30,7 +30,7 @@ DOC_SUFFIXES = (".parquet", *(g[1:] for g in JSONL_GLOBS))
 SKIP_DIRS = {"logs", "report", "_sample", "checkpoints"}
 
 
-def _is_remote(path: str) -> bool:
+def is_remote(path: str) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
 
 
@@ -41,7 +41,7 @@ def resolve_input(path: str | Path) -> tuple[str, str, str | None]:
     no documents we can read.
     """
     p = str(path)
-    if _is_remote(p):
+    if is_remote(p):
         kind = "jsonl" if ".jsonl" in p or ".json." in p else "parquet"
         return kind, p, None
     pp = Path(p)
@@ -73,7 +73,7 @@ def resolve_input(path: str | Path) -> tuple[str, str, str | None]:
 def input_files(path: str | Path) -> list[str]:
     """The files a stage input resolves to, sorted (local paths only)."""
     kind, folder, pattern = resolve_input(path)
-    if _is_remote(folder):
+    if is_remote(folder):
         return [folder]
     return sorted(_glob.glob(str(Path(folder) / (pattern or "*")), recursive=True))
 
@@ -81,7 +81,7 @@ def input_files(path: str | Path) -> list[str]:
 def reader_for(path: str | Path, *, doc_progress: bool = False, limit: int = -1):
     """A datatrove reader step for any stage input (files are sharded over tasks)."""
     kind, folder, pattern = resolve_input(path)
-    if not _is_remote(folder) and not any(Path(folder).glob(pattern or "*")):
+    if not is_remote(folder) and not any(Path(folder).glob(pattern or "*")):
         return EmptyReader(folder)
     return datatrove_reader(kind, folder, pattern, doc_progress=doc_progress, limit=limit)
 

@@ -35,11 +35,12 @@ from shikomi.errors import UserError
 from shikomi.executor.logs import quiet_console
 from shikomi.executor.status import (
     NEVER_REASONS,
-    _active,
-    _job_ids,
-    _load_record,
+    active_jobs,
     collect_status,
+    load_record,
     queue_states,
+    slurm_command,
+    submitted_job_ids,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -47,17 +48,6 @@ from shikomi.executor.status import (
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise UserError(
-            f"'{cmd[0]}' not found: run `shikomi submit` on a Slurm login node (or set executor.kind: local or ray)"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"'{' '.join(cmd[:3])}' did not answer in {timeout:.0f}s: is slurmctld up?") from None
 
 
 def submit_dir(cfg) -> Path:
@@ -107,7 +97,7 @@ def preflight(cfg, option_sets: list[dict]) -> None:
     no Slurm, an unknown partition, resources the partition refuses, a broken env_command."""
     if not cfg.executor.slurm.check:
         return
-    r = _run(["sinfo", "-h", "-o", "%P"])
+    r = slurm_command(["sinfo", "-h", "-o", "%P"])
     if r.returncode != 0:
         raise UserError(
             f"sinfo failed: {(r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else r.returncode}"
@@ -141,7 +131,7 @@ def preflight(cfg, option_sets: list[dict]) -> None:
             if k not in ("chdir", "output", "error", "job-name", "array", "dependency"):
                 args.append(f"--{k}={v}" if v not in (None, "") else f"--{k}")
         args += ["--wrap", "true"]
-        r = _run(args)
+        r = slurm_command(args)
         if r.returncode != 0:
             msg = (r.stderr or r.stdout).strip().splitlines()
             raise UserError(f"Slurm refuses the job options {_fmt_opts(o)}: {msg[-1] if msg else r.returncode}")
@@ -229,7 +219,7 @@ class Submitter:
             _say(f"----- {path} -----")
             _say(head.rstrip())
         else:
-            r = _run(["sbatch", "--parsable", *args, str(path)])
+            r = slurm_command(["sbatch", "--parsable", *args, str(path)])
             if r.returncode != 0:
                 msg = (r.stderr or r.stdout).strip().splitlines()
                 raise UserError(f"sbatch refused {label}: {msg[-1] if msg else r.returncode} (script {path})")
@@ -298,10 +288,10 @@ def wait_for(job_ids: list[str], poll_s: float, quiet: bool = False) -> list[str
     cancelled = []
     last = None
     while True:
-        active = _active(queue_states(job_ids))
+        active = active_jobs(queue_states(job_ids))
         stuck = [j for j, ts in active.items() if all(t[1] == "PENDING" and t[2] in NEVER_REASONS for t in ts)]
         for j in stuck:
-            _run(["scancel", j])
+            slurm_command(["scancel", j])
             cancelled.append(j)
         if not active:
             return cancelled
@@ -317,14 +307,14 @@ def wait_for(job_ids: list[str], poll_s: float, quiet: bool = False) -> list[str
 
 def _previous_still_active(cfg) -> None:
     """A new submission must not run tasks that a previous one is still running."""
-    prev = _load_record(cfg)
+    prev = load_record(cfg)
     ids = [j["job_id"] for j in prev.get("jobs", []) if j.get("job_id")]
-    states = _active(queue_states(ids))
+    states = active_jobs(queue_states(ids))
     if not states:
         return
     never = [j for j, ts in states.items() if all(t[1] == "PENDING" and t[2] in NEVER_REASONS for t in ts)]
     for j in never:  # pending forever behind a failed or cancelled dependency
-        _run(["scancel", j])
+        slurm_command(["scancel", j])
     rest = sorted(set(states) - set(never))
     if rest:
         raise UserError(
@@ -460,7 +450,7 @@ def submit_stage_and_wait(stage: Stage, cfg) -> dict:
     stage.path.mkdir(parents=True, exist_ok=True)
     name = stage.command or stage.name
     record = submit(cfg, [(name, stage, False, None, "stage")])
-    wait_for(_job_ids(record), cfg.executor.slurm.poll_s)
+    wait_for(submitted_job_ids(record), cfg.executor.slurm.poll_s)
     st = collect_status(cfg.run_dir, only=[name], chain=[(name, stage.path.name)])
     failed = [t for s in st["stages"] for j in s["jobs"] for t in j["failed"]]
     incomplete = [j for s in st["stages"] for j in s["jobs"] if j["done"] < j["tasks"]]

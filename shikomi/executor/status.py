@@ -29,11 +29,15 @@ ACTIVE_STATES = {
 NEVER_REASONS = {"DependencyNeverSatisfied", "JobHeldAdmin"}
 
 
-def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+def slurm_command(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a Slurm client command (sinfo, sbatch, squeue, scancel); one-line errors
+    when Slurm is not there or does not answer."""
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise UserError(f"'{cmd[0]}' not found: run this on a Slurm login node") from None
+        raise UserError(
+            f"'{cmd[0]}' not found: run `shikomi submit` on a Slurm login node (or set executor.kind: local or ray)"
+        ) from None
     except subprocess.TimeoutExpired:
         raise UserError(f"'{' '.join(cmd[:3])}' did not answer in {timeout:.0f}s: is slurmctld up?") from None
 
@@ -46,7 +50,7 @@ def queue_states(job_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
     ids = {str(j) for j in job_ids if j and not str(j).startswith("DRYRUN")}
     if not ids or shutil.which("squeue") is None:
         return {}
-    r = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%F|%K|%T|%r|%i"])
+    r = slurm_command(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%F|%K|%T|%r|%i"])
     out: dict[str, list] = {}
     if r.returncode != 0:
         return out
@@ -63,7 +67,7 @@ def queue_states(job_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
     return out
 
 
-def _active(states: dict) -> dict:
+def active_jobs(states: dict) -> dict:
     return {
         j: [t for t in ts if t[1] in ACTIVE_STATES]
         for j, ts in states.items()
@@ -71,7 +75,7 @@ def _active(states: dict) -> dict:
     }
 
 
-def _load_record(cfg_or_run_dir) -> dict:
+def load_record(cfg_or_run_dir) -> dict:
     run_dir = Path(cfg_or_run_dir if isinstance(cfg_or_run_dir, (str, Path)) else cfg_or_run_dir.run_dir)
     p = run_dir / "submit" / "jobs.json"
     if p.is_file():
@@ -82,7 +86,7 @@ def _load_record(cfg_or_run_dir) -> dict:
     return {}
 
 
-def _job_ids(record: dict) -> list[str]:
+def submitted_job_ids(record: dict) -> list[str]:
     return [j["job_id"] for j in record.get("jobs", []) if j.get("job_id")]
 
 
@@ -109,9 +113,9 @@ def collect_status(run_dir, only: list[str] | None = None, chain: list[tuple[str
     folder_of = dict(chain)
     if not run_dir.is_dir():
         raise UserError(f"run folder not found: {run_dir}")
-    record = _load_record(run_dir)
+    record = load_record(run_dir)
     rec_jobs = {(j["stage"], j["job"]): j for j in record.get("jobs", [])}
-    queue = queue_states(_job_ids(record))
+    queue = queue_states(submitted_job_ids(record))
     stages: dict[str, dict] = {}
     for stage, job, logs in _job_dirs(run_dir, list(chain)):
         if only and stage not in only:

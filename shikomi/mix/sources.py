@@ -26,7 +26,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from shikomi.config.mix import MixSource
-from shikomi.core.documents import _is_remote, datatrove_reader, resolve_input
+from shikomi.core.documents import datatrove_reader, is_remote, resolve_input
 from shikomi.core.rules import Rule
 from shikomi.errors import UserError
 
@@ -54,7 +54,7 @@ def _split_path(path: str, default_glob: str) -> tuple[str, str]:
         parts = Path(p).parts
         i = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
         return str(Path(*parts[:i])) if i else ".", str(Path(*parts[i:]))
-    if _is_remote(p):
+    if is_remote(p):
         if re.search(r"\.(jsonl|json|parquet|txt)(\.\w+)?$", p):
             folder, _, name = p.rpartition("/")
             return folder, name
@@ -194,7 +194,7 @@ def has_files(reader) -> bool:
 
 
 def source_path_exists(path: str) -> bool:
-    return _is_remote(path) or Path(path).exists() or any(c in path for c in "*?[")
+    return is_remote(path) or Path(path).exists() or any(c in path for c in "*?[")
 
 
 # --------------------------------------------------------------------------- rules

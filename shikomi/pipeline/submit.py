@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 
 from shikomi.errors import UserError
-from shikomi.executor.slurm import _job_ids, submit, submit_dir, wait_for
-from shikomi.executor.status import collect_status, print_status
+from shikomi.executor.slurm import submit, submit_dir, wait_for
+from shikomi.executor.status import collect_status, print_status, submitted_job_ids
 from shikomi.pipeline.chain import build_stage
 from shikomi.pipeline.registry import CHAIN, CHAIN_ENTRIES, entry, select
 
@@ -100,9 +100,9 @@ def main(args, cfg) -> int:
     if args.dry_run:
         _say(f"dry run: scripts in {submit_dir(cfg) / 'dry-run'}; nothing was submitted")
         return 0
-    _say(f"submitted {len(_job_ids(record))} jobs; `shikomi status {cfg.run_dir}` shows progress")
+    _say(f"submitted {len(submitted_job_ids(record))} jobs; `shikomi status {cfg.run_dir}` shows progress")
     if getattr(args, "wait", False):
-        wait_for(_job_ids(record), cfg.executor.slurm.poll_s)
+        wait_for(submitted_job_ids(record), cfg.executor.slurm.poll_s)
         st = collect_status(cfg.run_dir, chain=[(e.command, e.folder) for e in CHAIN_ENTRIES])
         print_status(st)
         return 0 if st["complete"] else 1

@@ -78,9 +78,9 @@ def edit_header(rng: random.Random, text: str) -> tuple[str, str]:
 
 def edit_chars(rng: random.Random, text: str, rate: float) -> str:
     """`rate` of the characters replaced, inserted or deleted (the bench's edit model)."""
-    from bench.dedup import _edit_chars
+    from bench import dedup
 
-    return _edit_chars(rng, text, rate)
+    return dedup.edit_chars(rng, text, rate)
 
 
 def fullwidth_copy(text: str) -> str:

@@ -1,7 +1,7 @@
 """Cluster submission without a cluster: dry-run sbatch scripts, job options, the
 trainer's sbatch script and torchrun line, `shikomi status` on a local run, and the
 Ray executor against the local executor. The real-Slurm tests are in
-test_cluster_slurm.py."""
+test_slurm.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.cluster import outputs, shikomi, write_config
+from helpers.submit import outputs, shikomi, write_config
 
 from shikomi.config import load_config
 from shikomi.core.jobs import Job

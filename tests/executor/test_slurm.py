@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.cluster import outputs, shikomi, write_config
+from helpers.submit import outputs, shikomi, write_config
 
 from shikomi.pipeline.registry import REGISTRY
 
