@@ -9,10 +9,13 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib.metadata
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +117,35 @@ def test_default_language_model_is_the_packaged_one():
     path = Path(default_model_path())
     assert path == PKG / "text" / "models" / "lid.176.ftz"
     assert path.stat().st_size > 900_000
+
+
+@pytest.mark.slow
+def test_pip_install_in_a_fresh_venv_runs_the_demo(tmp_path):
+    """The install a user makes without make: a fresh venv, `pip install .`, then the
+    command line and the whole demo chain, run from outside the checkout so the
+    installed package (not the source tree) is what runs. A few minutes: run under
+    CI=true or with SHIKOMI_TEST_INSTALL=1."""
+    if os.environ.get("CI", "").lower() != "true" and not os.environ.get("SHIKOMI_TEST_INSTALL"):
+        pytest.skip("installs every dependency into a new venv (minutes): set SHIKOMI_TEST_INSTALL=1 or CI=true")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-U", "pip"], check=True, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shikomi = str(venv / "bin" / "shikomi")
+    r = subprocess.run([shikomi, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "train-tokenizer" in r.stdout
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONPATH": ""}
+    out = tmp_path / "demo"
+    r = subprocess.run(
+        [shikomi, "run", "--config", str(ROOT / "configs" / "demo.yaml"), "--output", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert (out / "tokenize" / "manifest.json").is_file() and (out / "report" / "index.html").is_file()
+    assert "run finished" in r.stdout
