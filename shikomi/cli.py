@@ -14,9 +14,7 @@ import os
 import sys
 import time
 
-from shikomi.config.overrides import config_from_args
 from shikomi.errors import UserError
-from shikomi.pipeline.chain import run_chain, run_one
 from shikomi.pipeline.registry import CHAIN, CHAIN_ENTRIES, REGISTRY, select
 
 # commands outside the chain: "module:main(args, cfg)", imported only when run
@@ -136,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from shikomi.config.overrides import config_from_args
+    from shikomi.pipeline.chain import run_chain
+
     cfg = config_from_args(args)
     names = select(args.stages)
     t0 = time.time()
@@ -151,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         e = REGISTRY.get(args.command)
+        # the config and the chain are imported only now: `shikomi --help` and
+        # `shikomi inspect` stay fast
+        from shikomi.config.overrides import config_from_args
+
         if e is not None and e.is_stage:
+            from shikomi.pipeline.chain import run_one
+
             cfg = config_from_args(args, e.section)
             run_one(e.command, cfg, args.input, force=args.force, workers=args.workers, verbose=args.verbose)
             return 0

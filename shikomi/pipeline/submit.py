@@ -3,19 +3,12 @@
 The executor side (job arrays, sbatch scripts, the queue) is `shikomi.executor.slurm`;
 this module decides what to submit from the stage registry.
 
-Every job of every stage (and each stage's stats job) becomes one datatrove
-SlurmPipelineExecutor: a job array of the job's tasks, chained to the previous job
-with `afterok` (datatrove's `depends=` / `depends_job_id`). Logs and completion
-markers live under `<stage>/logs/<job>/`, so rerunning `shikomi submit` sends only
-the tasks without a completion marker (datatrove's `skip_completed`).
-
 A stage after the first one in a submission has no input yet when the chain is
-submitted, so its pipelines are built again inside each array task, from the
-same config, once the input exists (`StageSlurmExecutor.rebuild`); at submit time
-it is planned against an empty placeholder input to learn its jobs and task counts.
-A stage that cannot be planned even so is submitted as one job running the stage
-with the local executor inside its allocation. The trainer and the report are
-single sbatch jobs at the end of the chain (see shikomi/executor/sbatch.py).
+submitted: it is planned against an empty placeholder input to learn its jobs and
+task counts, and built again inside each array task once its input exists. A stage
+that cannot be planned even so is submitted as one job running the stage with the
+local executor inside its allocation. The trainer and the report are single sbatch
+jobs at the end of the chain.
 
 The submission is recorded in `<run_dir>/submit/jobs.json`; `shikomi status`
 combines it with the completion markers and `squeue`.
@@ -28,8 +21,11 @@ import json
 from shikomi.errors import UserError
 from shikomi.executor.slurm import submit, submit_dir, wait_for
 from shikomi.executor.status import collect_status, print_status, submitted_job_ids
-from shikomi.pipeline.chain import build_stage
+from shikomi.pipeline.chain import build_stage, run_chain_ray
 from shikomi.pipeline.registry import CHAIN, CHAIN_ENTRIES, entry, select
+
+# (command, run folder) of each stage in chain order, for `shikomi status`
+COMMAND_FOLDERS = [(e.command, e.folder) for e in CHAIN_ENTRIES]
 
 
 def _say(msg: str) -> None:
@@ -65,18 +61,13 @@ def plan_stage(cfg, name: str, input_path: str | None, first: bool):
         return None, False, f"{type(first_err).__name__}: {first_err}"
 
 
-def submit_chain(
-    cfg, stage_names: list[str], input_path: str | None = None, dry_run: bool = False, stages: dict | None = None
-) -> dict:
-    """Submit the stages in order, each job after the previous one. `stages` may hold
-    already built Stage objects (name -> Stage) to submit as they are."""
+def submit_chain(cfg, stage_names: list[str], input_path: str | None = None, dry_run: bool = False) -> dict:
+    """Submit the stages in order, each job after the previous one."""
     _check_stage_keys(cfg, stage_names)
     planned = []
     first = True
     for name in stage_names:
-        if stages and name in stages:
-            planned.append((name, stages[name], False, None, "stage"))
-        elif entry(name).is_stage:
+        if entry(name).is_stage:
             st, rebuild, why = plan_stage(cfg, name, input_path if first else None, first)
             planned.append((name, st, rebuild, why, "stage"))
         else:
@@ -91,8 +82,6 @@ def main(args, cfg) -> int:
         cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update={"kind": "slurm"})})
     names = select(getattr(args, "stages", None))
     if cfg.executor.kind == "ray":
-        from shikomi.pipeline.chain import run_chain_ray
-
         run_chain_ray(cfg, names, getattr(args, "input", None))
         return 0
     _say(f"submitting {', '.join(names)} of {cfg.run_dir} to Slurm" + (" (dry run)" if args.dry_run else ""))
@@ -103,7 +92,7 @@ def main(args, cfg) -> int:
     _say(f"submitted {len(submitted_job_ids(record))} jobs; `shikomi status {cfg.run_dir}` shows progress")
     if getattr(args, "wait", False):
         wait_for(submitted_job_ids(record), cfg.executor.slurm.poll_s)
-        st = collect_status(cfg.run_dir, chain=[(e.command, e.folder) for e in CHAIN_ENTRIES])
+        st = collect_status(cfg.run_dir, chain=COMMAND_FOLDERS)
         print_status(st)
         return 0 if st["complete"] else 1
     return 0
@@ -111,7 +100,7 @@ def main(args, cfg) -> int:
 
 def main_status(args, cfg) -> int:
     """`shikomi status RUN_DIR [--json]`."""
-    st = collect_status(args.run_dir, chain=[(e.command, e.folder) for e in CHAIN_ENTRIES])
+    st = collect_status(args.run_dir, chain=COMMAND_FOLDERS)
     if getattr(args, "json", False):
         print(json.dumps(st, indent=2))
     else:
