@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         # `shikomi inspect` stay fast
         from shikomi.config.overrides import config_from_args
 
+        if e is not None and not e.sharded and getattr(args, "tasks", None) not in (None, 1):
+            raise UserError(f"`shikomi {e.command}` runs as one task; --tasks does not apply to it")
         if e is not None and e.is_stage:
             from shikomi.pipeline.chain import run_one
 

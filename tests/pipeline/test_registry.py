@@ -147,3 +147,13 @@ def test_builders_take_their_input_from_the_registry_not_a_folder_of_their_own(t
     # a config's own input wins over the registry's upstream
     own = load_config(None, {"run_dir": str(tmp_path / "run"), "dedup": {"input": "/data/ja"}})
     assert with_default_input("dedup", own).dedup.input == "/data/ja"
+
+
+def test_tasks_on_a_stage_that_runs_as_one_task_is_a_one_line_error(capsys):
+    from shikomi.cli import main
+
+    unsharded = [e.command for e in CHAIN_ENTRIES if not e.sharded and e.command != "report"]
+    assert unsharded == ["train-tokenizer", "train"]
+    for command in unsharded:
+        assert main([command, "--tasks", "4"]) == 2
+        assert "runs as one task" in capsys.readouterr().err
