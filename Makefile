@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 STAGES := extract langid dedup clean mix train-tokenizer tokenize train report
 
-.PHONY: setup demo test test-unit test-realdata bench run submit status clean-runs $(STAGES)
+.PHONY: setup demo test readme test-unit test-realdata bench run submit status clean-runs $(STAGES)
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ demo: setup
 test: setup
 	bash scripts/test.sh
 
+# rewrite the command outputs shown in README.md and docs/ from a demo run (tests/test_readme.py checks them)
+readme: setup
+	.venv/bin/python tests/test_readme.py --write runs/readme
+
 bench: setup
 	$(PY) -m bench $(ARGS)
 
@@ -43,3 +47,9 @@ $(STAGES): setup
 
 clean-runs:
 	rm -rf runs
+
+# the shipped quality model (shikomi/filters/models/quality_ja.ftz) and its card, from ../shared/data
+QUALITY_DATA ?= ../shared/data
+.PHONY: quality-model
+quality-model: setup
+	$(PY) -m shikomi.filters.quality_model --data $(QUALITY_DATA) --cv

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["extract", "dedup", "clean", "tokenize", "train", "inspect"]
+BENCHES = ["extract", "gate", "dedup", "clean", "tokenize", "speed", "memory", "cost", "train", "inspect"]
 
 
 def to_markdown(res: dict) -> str:

@@ -231,6 +231,8 @@ def _run_child(which: str, inp: Path, out: Path, tasks: int = 2, **kw) -> dict:
         "r['rss_self_mb']=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024; "
         "r['rss_children_mb']=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024; "
         "r['rss_mb']=max(r['rss_self_mb'],r['rss_children_mb']); "
+        "s,c=resource.getrusage(resource.RUSAGE_SELF),resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "r['cpu_s']=s.ru_utime+s.ru_stime+c.ru_utime+c.ru_stime; "
         f"open({str(res_file)!r},'w').write(json.dumps(r))"
     )
     env = dict(os.environ, PYTHONHASHSEED="0")

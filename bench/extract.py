@@ -139,7 +139,20 @@ def extraction_f1(data: Path) -> dict:
         scores["trafilatura"].append(f1(extract_trafilatura(html), gold))
         # datatrove decodes with utf-8 then a chardet guess; here the same str goes in
         scores["datatrove"].append(f1(dt.extract(html) or "", gold))
-    return {k: sum(v) / len(v) for k, v in scores.items() if v}
+    out = {k: sum(v) / len(v) for k, v in scores.items() if v}
+    # Japanese: character-bigram F1 against the reference article text of real pages
+    from shikomi.extract.evaluation import char_bigram_f1, japanese_references
+
+    refs = [(decode_html(raw).text, ref) for _, raw, ref in japanese_references(data / "realweb")]
+    if refs:
+        for name, fn in (
+            ("resiliparse", extract_resiliparse),
+            ("trafilatura", extract_trafilatura),
+            ("datatrove", lambda h: dt.extract(h) or ""),
+        ):
+            out[f"ja_{name}"] = sum(char_bigram_f1(fn(h), ref) for h, ref in refs) / len(refs)
+        out["ja_pages"] = len(refs)
+    return out
 
 
 def count_records(warcs: Path) -> int:
@@ -189,6 +202,7 @@ def bench(data: Path, quick: bool) -> dict:
                 f"{r['mb'] / r['wall_s']:.2f}",
                 f"{(base['wall_s'] / r['wall_s']):.2f}×",
                 f"{f1s.get(fkey, float('nan')):.3f}",
+                f"{f1s.get('ja_' + fkey, float('nan')):.3f}",
                 f"{r['mojibake_per_1000']:.3f}",
                 f"{r['rss_mb']:.0f}",
             ]
@@ -203,6 +217,7 @@ def bench(data: Path, quick: bool) -> dict:
             "input MB/s",
             "speed vs datatrove",
             "F1 (scrapinghub gold)",
+            "F1 ja (char bigrams)",
             "U+FFFD /1k chars",
             "peak RSS MB",
         ],
@@ -212,7 +227,9 @@ def bench(data: Path, quick: bool) -> dict:
             f"{'6' if quick else '20'} Debian Japanese manual pages × 5 encodings, as WARC "
             f"({results['datatrove']['mb']:.1f} MB gzip, {n_records} records). records/s counts every response "
             f"record of the input (the same for all rows); docs kept: documents that came out in ja or en. F1: bag-of-words token F1 of the extracted text "
-            f"against the gold articleBody, mean over pages. Command: `make bench ARGS=extract`."
+            f"against the gold articleBody, mean over pages; F1 ja: character-bigram F1 against the reference article text "
+            f"of {f1s.get('ja_pages', 0)} real Japanese pages (shared/data/realweb, shikomi.extract.evaluation). "
+            f"Command: `make bench ARGS=extract`."
         ],
         "raw": results,
         "f1": f1s,

@@ -223,6 +223,16 @@ def bench(data: Path, quick: bool) -> dict:
 
     table = [row("plain PyTorch loop (1 process)", "plain"), row("shikomi trainer step (FSDP2/gloo, 1 rank)", "ours")]
     o, p = best["ours"], best["plain"]
+    idx = index_memory(INDEX_DOCS // 10 if quick else INDEX_DOCS)
+    mib = 1024 * 1024
+    index_table = "| process | VmRSS (MiB) | RssAnon (MiB) | RssFile (MiB) | peak VmHWM (MiB) | open (s) |\n|---|---|---|---|---|---|\n"
+    for name, r in [("builder (first open, builds the index)", idx["builder"])] + [
+        (f"rank {i} (index already built)", r) for i, r in enumerate(idx["ranks"])
+    ]:
+        index_table += (
+            f"| {name} | {r['VmRSS'] / mib:,.0f} | {r['RssAnon'] / mib:,.0f} | {r['RssFile'] / mib:,.0f} | "
+            f"{r['VmHWM'] / mib:,.0f} | {r['open_s']:.1f} |\n"
+        )
     return {
         "title": "train: CPU step time, bundled trainer vs plain PyTorch loop",
         "columns": [
@@ -240,6 +250,7 @@ def bench(data: Path, quick: bool) -> dict:
         "ratio_cpu": med["ours_cpu"] / med["plain_cpu"],
         "ratio_quartiles": [ratios[len(ratios) // 4], ratios[len(ratios) // 2], ratios[3 * len(ratios) // 4]],
         "flops_per_token": {r[0]: float(r[3]) for r in flops_table()},
+        "index": idx,
         "notes": [
             f"Model: dim {SHAPE['dim']}, {SHAPE['n_layers']} layers, {SHAPE['n_heads']} heads, vocab 4,000 "
             f"({fpt:.3e} FLOPs/token); batch {BATCH} × {SEQ} tokens of real ja/en/code text; "
@@ -247,8 +258,132 @@ def bench(data: Path, quick: bool) -> dict:
             f"{warm} warmup steps (the machine is shared: best, median and process CPU time). Per-step ratio quartiles "
             f"{ratios[len(ratios) // 4]:.2f} / {ratios[len(ratios) // 2]:.2f} / {ratios[3 * len(ratios) // 4]:.2f}. "
             f"Trainer loss {losses[0]:.3f} -> {losses[-1]:.3f}.",
+            f"Document index of {idx['documents']:,} train documents in {INDEX_SHARDS} shards (index only: "
+            f"`.idx` files, empty `.bin`), {idx['index_bytes'] / mib:,.0f} MiB on disk, built in "
+            f"{idx['build_wall_s']:.0f} s; then {len(idx['ranks'])} ranks open it at once and each reads 65 windows "
+            "of 2,049 tokens at random positions over three epochs (host memory from /proc/self/status):",
+            index_table,
             "Training FLOPs per token at seq_len 2048, vocab 32,000 (6·N_matmul + 12·L·T·d):",
             "| preset | d/L/heads/ffn | parameters | FLOPs/token |\n|---|---|---|---|\n"
             + "\n".join("| " + " | ".join(r) + " |" for r in flops_table()),
         ],
+    }
+
+
+# --------------------------------------------------------------------------- the document index at scale
+
+INDEX_DOCS = 100_000_000
+INDEX_SHARDS = 100
+
+_INDEX_RANK = r"""
+import json, sys, time
+import numpy as np
+from shikomi.train.data import TokenData
+
+def status():
+    out = {}
+    for ln in open("/proc/self/status"):
+        k, _, v = ln.partition(":")
+        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            out[k] = int(v.split()[0]) * 1024
+    return out
+
+t0 = time.perf_counter()
+d = TokenData(sys.argv[1], 1234)
+t_open = time.perf_counter() - t0
+rng = np.random.default_rng(int(sys.argv[2]))
+E = d.epoch_tokens
+t0 = time.perf_counter()
+n = 0
+# 64 windows of 2,049 tokens at random stream positions over three epochs, and across an epoch boundary
+for pos in list(rng.integers(0, 3 * E, 64)) + [E - 1000]:
+    for _ in d.pieces(int(pos), 2049):
+        n += 1
+t_walk = time.perf_counter() - t0
+print(json.dumps({"open_s": t_open, "walk_s": t_walk, "pieces": n, "documents": d.n_docs, **status()}))
+"""
+
+
+def write_index_only_folder(out: Path, n_docs: int, n_shards: int, seed: int = 0) -> Path:
+    """A token folder whose .idx files describe `n_docs` documents (lengths 20..4,000
+    tokens) over `n_shards` train shards, with empty .bin files: the index, no tokens."""
+    import struct
+
+    import numpy as np
+
+    from shikomi.core.schemas import TokenManifest
+    from shikomi.core.shards import MAGIC, VERSION
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    shards = []
+    per = n_docs // n_shards
+    for k in range(n_shards):
+        n = per + (1 if k < n_docs % n_shards else 0)
+        rel = f"train/ja/ja-{k:05d}"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        lengths = rng.integers(20, 4000, n, dtype=np.int32)
+        offsets = np.zeros(n, np.int64)
+        np.cumsum(lengths[:-1].astype(np.int64) * 2, out=offsets[1:])
+        with open(out / (rel + ".idx"), "wb") as f:
+            f.write(MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", 8))
+            f.write(struct.pack("<Q", n) + struct.pack("<Q", n + 1))
+            f.write(lengths.tobytes())
+            f.write(offsets.tobytes())
+            f.write(np.arange(n + 1, dtype=np.int64).tobytes())
+        (out / (rel + ".bin")).write_bytes(b"")
+        shards.append(
+            {
+                "path": rel,
+                "sha256": "0" * 64,
+                "idx_sha256": "0" * 64,
+                "documents": int(n),
+                "tokens": int(lengths.sum()),
+                "source": "ja",
+                "split": "train",
+                "ids_path": rel + ".ids.jsonl",
+            }
+        )
+    manifest = {
+        "tokenizer": {"path": "tokenizer.model", "sha256": "0" * 64, "vocab_size": 32000, "eos_id": 2},
+        "dtype": "uint16",
+        "seed": seed,
+        "shards": shards,
+    }
+    TokenManifest.parse(manifest, out / TokenManifest.FILENAME).write(out)
+    return out
+
+
+def index_memory(n_docs: int = INDEX_DOCS, n_shards: int = INDEX_SHARDS, ranks: int = 2) -> dict:
+    """Build the document index of `n_docs` documents once (as `shikomi train` does
+    before torchrun), then open it in `ranks` processes at once, each reading 65
+    windows at random stream positions; host memory from /proc/self/status."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="shikomi-bench-index-") as tmp:
+        folder = write_index_only_folder(Path(tmp) / "tok", n_docs, n_shards)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        t0 = time.perf_counter()
+        b = subprocess.run(
+            [sys.executable, "-c", _INDEX_RANK, str(folder), "0"], capture_output=True, text=True, env=env
+        )
+        build_s = time.perf_counter() - t0
+        if b.returncode:
+            raise RuntimeError(b.stderr[-2000:])
+        builder = json.loads(b.stdout)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _INDEX_RANK, str(folder), str(r + 1)], stdout=subprocess.PIPE, text=True, env=env
+            )
+            for r in range(ranks)
+        ]
+        rank_rows = [json.loads(p.communicate()[0]) for p in procs]
+        index_bytes = sum(p.stat().st_size for p in (folder / "index").rglob("*") if p.is_file())
+    return {
+        "documents": n_docs,
+        "build_wall_s": build_s,
+        "builder": builder,
+        "ranks": rank_rows,
+        "index_bytes": index_bytes,
     }

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
 }
 # commands that take no config
 NO_CONFIG = {"inspect", "status"}
+# commands (besides the stages) that write into the run folder: checked before they start
+WRITES_RUN_DIR = {"train", "submit", "experiment"}
 
 
 def _load(target: str):
@@ -37,13 +39,35 @@ def _load(target: str):
     return getattr(importlib.import_module(module), fn)
 
 
+def _writable_folder(path) -> None:
+    """A one-line error, before anything runs, when the run folder cannot be created
+    or written (a path under a file, a read-only or virtual file system)."""
+    import tempfile
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as e:
+        anc = next((a for a in [p, *p.parents] if a.exists()), None)
+        why = f"{anc} is a file" if anc is not None and not anc.is_dir() else e.strerror or type(e).__name__
+        raise UserError(f"output folder {path}: cannot write there ({why})") from None
+
+
 def _common(p: argparse.ArgumentParser, needs_config: bool = False) -> None:
     p.add_argument("--config", "-c", help="YAML config (default: built-in defaults)", required=needs_config)
-    p.add_argument("--input", "-i", help="input path (overrides the config)")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        help="input path, glob or URL (overrides the config); repeat it or separate several with commas",
+    )
     p.add_argument("--output", "-o", help="run folder (overrides run_dir); the stage writes <output>/<stage>/")
     p.add_argument("--executor", choices=["local", "slurm", "ray"], help="override executor.kind")
-    p.add_argument("--tasks", type=int, help="number of tasks (input shards)")
-    p.add_argument("--workers", type=int, help="tasks run at once (local)")
+    p.add_argument("--tasks", type=int, help="number of tasks (input shards), >= 1")
+    p.add_argument("--workers", type=int, help="tasks run at once (local), >= 1")
     p.add_argument("--force", action="store_true", help="delete this stage's previous output first")
     p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's task logs")
     p.add_argument(
@@ -66,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for e in CHAIN_ENTRIES:
         if e.is_stage:
-            _common(sub.add_parser(e.command, help=e.help))
+            p = sub.add_parser(e.command, help=e.help)
+            _common(p)
+            if e.command == "extract":
+                p.add_argument("--dry-run", action="store_true", help="print the files and bytes it would read; no run")
     p = sub.add_parser("run", help="run every stage in order")
     _common(p)
     p.add_argument("--stages", help="comma-separated subset of: " + ",".join(CHAIN))
@@ -116,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds for a quality classifier trained on these labels"
     )
+    p.add_argument("--profile", help="compare these profiles side by side (comma-separated), with HojiChar's chain")
+    p.add_argument("--no-hojichar", action="store_true", help="with --profile: leave out HojiChar's own chain")
+    p.add_argument("--plot", help="with --profile: also write good kept vs bad dropped as a PNG here")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export-hf", help="export a checkpoint as a transformers Llama model")
     p.add_argument("--config", "-c")
@@ -130,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)"
     )
+    for name in ("report", "find", "batch", "clean-eval", "export-hf"):  # `--scale` wherever `--config` is taken
+        sub.choices[name].add_argument(
+            "--scale", choices=["full", "tiny"], default="full", help="tiny: NAME.tiny.yaml beside NAME.yaml"
+        )
     return ap
 
 
@@ -139,6 +173,7 @@ def cmd_run(args) -> int:
 
     cfg = config_from_args(args)
     names = select(args.stages)
+    _writable_folder(cfg.run_dir)
     t0 = time.time()
     run_chain(cfg, names, args)
     print(f"run finished in {time.time() - t0:.1f}s: {cfg.run_dir}")
@@ -148,7 +183,12 @@ def cmd_run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    if isinstance(getattr(args, "input", None), list):  # --input A --input B,C -> "A,B,C"
+        args.input = ",".join(args.input)
     try:
+        for opt in ("tasks", "workers"):
+            if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
+                raise UserError(f"--{opt} must be >= 1, got {getattr(args, opt)}")
         if args.command == "run":
             return cmd_run(args)
         e = REGISTRY.get(args.command)
@@ -162,16 +202,29 @@ def main(argv: list[str] | None = None) -> int:
             from shikomi.pipeline.chain import run_one
 
             cfg = config_from_args(args, e.section)
+            _writable_folder(cfg.run_dir)
+            if getattr(args, "dry_run", False):
+                from shikomi.extract.stage import dry_run
+
+                print(dry_run(cfg, args.input))
+                return 0
             run_one(e.command, cfg, args.input, force=args.force, workers=args.workers, verbose=args.verbose)
             return 0
         fn = e.load() if e is not None else _load(COMMANDS[args.command])
         cfg = None
         if args.command not in NO_CONFIG:
             cfg = config_from_args(args, e.section if e is not None else None)
+            if args.command in WRITES_RUN_DIR:
+                _writable_folder(cfg.run_dir)
         rc = fn(args, cfg)
         return int(rc or 0)
     except UserError as e:
         print(f"shikomi: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a bug, with its traceback
+            raise
+        print(f"shikomi: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("shikomi: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -6,6 +6,9 @@ values are reported as one line naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +60,15 @@ class Config(Section):
 
 def _format_error(err: ValidationError, where: str) -> str:
     e = err.errors()[0]
-    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "(top level)"
     value = e.get("input")
     kind = e["type"]
     if kind == "extra_forbidden":
         parent = e["loc"][:-1]
-        return f"{where}: unknown key '{key}' (value {value!r}); allowed keys here: {', '.join(_allowed_keys(parent))}"
+        allowed = _allowed_keys(parent)
+        close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where}: unknown key '{key}' (value {value!r}){hint}; allowed keys here: {', '.join(allowed)}"
     if kind == "literal_error":
         allowed = e.get("ctx", {}).get("expected", "")
         return f"{where}: bad value for '{key}': {value!r}; allowed: {allowed}"
@@ -71,16 +77,24 @@ def _format_error(err: ValidationError, where: str) -> str:
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys of the section at `loc` (through list items, `mix.sources[0]`, and
+    mapping values, `executor.slurm.stages.clean`)."""
     model: Any = Config
     for part in loc:
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        if isinstance(model, type) and issubclass(model, Section):
+            field = model.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return []
+            model = field.annotation
+        elif typing.get_origin(model) in (list, dict):  # an item or a value: its type
+            model = typing.get_args(model)[-1]
+        else:
             return []
-        ann = field.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, Section) else None
-        if model is None:
-            return []
-    return sorted(k for k in model.model_fields if k != "source_path") if model is not None else []
+        while typing.get_origin(model) in (typing.Union, types.UnionType):  # `X | None`
+            model = next((a for a in typing.get_args(model) if a is not type(None)), None)
+    if isinstance(model, type) and issubclass(model, Section):
+        return sorted(k for k in model.model_fields if k != "source_path")
+    return []
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

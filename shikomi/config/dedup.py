@@ -2,7 +2,7 @@
 
 from pydantic import Field, model_validator
 
-from shikomi.config.base import Section
+from shikomi.config.base import InputEncoding, Section
 
 
 class DedupLinesConfig(Section):
@@ -18,6 +18,7 @@ class DedupLinesConfig(Section):
 
 class DedupConfig(Section):
     input: str | None = None
+    input_encoding: InputEncoding = None
     tasks: int | None = Field(None, ge=1)
 
     exact: bool = Field(True, description="drop documents whose normalised text (NFKC, whitespace folded) is identical")

@@ -41,6 +41,28 @@ class MixSource(Section):
         return v
 
 
+class Rehydration(Section):
+    """Repeats of a document by the size of the duplicate cluster it survived
+    (metadata.dup_cluster_size, written by dedup); FineWeb-2's default table."""
+
+    enabled: bool = False
+    # cluster size lower bound -> copies (the largest bound <= the size applies);
+    # `size`: as many copies as the cluster has documents
+    weights: dict[int, int | Literal["size"]] = Field(
+        default_factory=lambda: {1: 1, 2: "size", 4: 3, 5: 5, 100: 8, 1000: 1}
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict) -> dict:
+        if not v or min(v) > 1:
+            raise ValueError("rehydration.weights needs a bound of 1 (documents without duplicates)")
+        for k, w in v.items():
+            if k < 1 or (w != "size" and w < 0):
+                raise ValueError(f"rehydration.weights: size {k} -> {w}: sizes >= 1, copies >= 0")
+        return dict(sorted(v.items()))
+
+
 class MixConfig(Section):
     input: str | None = Field(None, description="path of the `ja` source when its own path is not set")
     sources: list[MixSource] = Field(default_factory=lambda: [MixSource(name="ja")])
@@ -57,7 +79,14 @@ class MixConfig(Section):
     # unigram tokenizer trained at 5:4:1; see docs); other names use default_chars_per_token
     chars_per_token: dict[str, float] = Field(default_factory=lambda: {"ja": 1.45, "en": 4.2, "code": 3.3})
     default_chars_per_token: float = Field(3.0, gt=0)
-    warn_epochs: float = Field(4.0, gt=0, description="warn when a source is repeated more (Muennighoff et al. 2023)")
+    # the scarce source sets the budget: used in full (repeated only to reach total_tokens),
+    # the others sized from it; default: the fewest available tokens for its share
+    anchor: str | None = Field(None, description="source used in full; default: the scarcest for its ratio")
+    max_epochs: float = Field(4.0, gt=0, description="warn when a source is repeated more (Muennighoff et al. 2023)")
+    # documents of the other sources written beyond their estimated need (as a fraction
+    # of it, metadata.epoch = -1): tokenize uses them when the real count falls short
+    reserve: float = Field(0.3, ge=0, description="extra share of non-anchor documents written as a reserve")
+    rehydration: Rehydration = Field(default_factory=lambda: Rehydration())
     write_unsampled: bool = Field(False, description="also write documents left out by downsampling to rejected/")
     tasks: int | None = Field(None, ge=1)
 
@@ -85,4 +114,6 @@ class MixConfig(Section):
     def _sources(self):
         if not self.sources:
             raise ValueError("mix.sources is empty")
+        if self.anchor is not None and self.ratios.get(self.anchor, 0) <= 0:
+            raise ValueError(f"mix.anchor '{self.anchor}' has no positive ratio in mix.ratios")
         return self

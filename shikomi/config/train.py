@@ -15,7 +15,7 @@ from shikomi.config.base import Section
 class ModelConfig(Section):
     """A Llama-style decoder. `preset` fills the shape; keys set here override it."""
 
-    preset: Literal["tiny", "125M", "1.3B", "3.6B", "13B"] = "tiny"
+    preset: Literal["tiny", "125M", "1.3B", "3.6B", "7B", "13B"] = "tiny"
     dim: int | None = Field(None, ge=8, description="hidden size d")
     n_layers: int | None = Field(None, ge=1)
     n_heads: int | None = Field(None, ge=1)
@@ -33,6 +33,11 @@ class TrainConfig(Section):
     tasks: int | None = Field(None, ge=1)  # unused (the CLI's --tasks); kept for the common CLI
     seed: int = Field(1234, description="model init and sample order; the order is a pure function of (seed, step)")
     model: ModelConfig = Field(default_factory=ModelConfig)
+    shuffle_block_docs: int = Field(
+        8192,
+        ge=1,
+        description="documents per shuffle block: the epoch order permutes blocks, then documents within a block",
+    )
 
     # --- batch and length ---
     seq_len: int = Field(2048, ge=8, description="full training sequence length (tokens)")
@@ -70,7 +75,19 @@ class TrainConfig(Section):
     nproc_per_node: int | None = Field(None, ge=1, description="default: GPUs on the node, or 1 on CPU")
     nnodes: int = Field(1, ge=1)
     rdzv_endpoint: str | None = Field(None, description="host:port of the rendezvous for nnodes > 1")
-    rdzv_id: str = "shikomi"
+    rdzv_id: str = Field("shikomi", description="rendezvous id; under Slurm default the job id")
+    rdzv_port: int = Field(29500, ge=1024, le=65535, description="rendezvous port on the first node (Slurm)")
+    dist_timeout_s: int = Field(1800, ge=10, description="timeout of the process group's collectives")
+    shutdown_timeout_s: int | None = Field(
+        None,
+        ge=1,
+        description="seconds torchrun waits for the workers to checkpoint after a signal before it kills them; "
+        "default executor.slurm.train.signal_before_s",
+    )
+    deterministic: bool = Field(
+        False,
+        description="deterministic kernels (torch.use_deterministic_algorithms): bit-exact resume on GPUs, slower",
+    )
 
     # --- evaluation, logging, checkpoints ---
     eval_interval: int = Field(100, ge=0, description="steps between validation runs; 0 = only at the end")
@@ -87,6 +104,9 @@ class TrainConfig(Section):
         default_factory=list, description="uniformly random tokens replace the batch at these steps"
     )
     inject_nan_steps: list[int] = Field(default_factory=list, description="a NaN loss at these steps")
+    inject_step_sleep_s: float = Field(
+        0.0, ge=0, description="sleep after every step (drills of preemption on a fast model); 0 = off"
+    )
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,7 +1,7 @@
 """The one module that uses datatrove's private members and replaces its module
 functions (tests/test_dependency_privates.py checks that no other module does).
 
-    WholeFileParquetWriter   ParquetWriter that writes each file once, at close
+    StreamingParquetWriter   ParquetWriter with a union schema, one row group in memory
     explicit_sbatch_args     the #SBATCH arguments a Slurm executor was given
     replace_task_logger      datatrove's per-task logger set-up and tear-down
     sbatch_launcher          datatrove's sbatch call, for the duration of a block
@@ -12,6 +12,7 @@ A datatrove upgrade that renames one of these breaks this module only.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import IO
 
@@ -19,40 +20,136 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.pipeline.writers.parquet import ParquetWriter
 
 
-class WholeFileParquetWriter(ParquetWriter):
-    """datatrove's ParquetWriter, buffering every row of a file and handing them to
-    `write_rows(rows, handle)` once, when the file is closed.
+class StreamingParquetWriter(ParquetWriter):
+    """datatrove's ParquetWriter whose schema is the union of every row of a file,
+    holding at most one row group in memory.
+
+    Rows are buffered until about `row_group_bytes` of text; the buffer then becomes
+    an Arrow table (its schema unified into the file's) and is spilled to a local
+    temporary Arrow IPC file. At close, each spilled table is conformed to the
+    file's unified schema and written as one row group of the Parquet file through
+    `open_writer(handle, schema)`. A file that never filled a row group is written at
+    once with `write_rows(rows, handle)`: the same bytes as a whole-file writer.
 
     (`ParquetWriter(schema=...)` is not enough: the schema that fits every row is
-    known only once all rows are in, and datatrove writes batches as they come, so
-    the row groups, and the bytes, would differ.)
+    known only once all rows are in, and datatrove writes batches as they come.)
     """
 
-    def __init__(self, output_folder, output_filename: str, **kwargs):
+    def __init__(self, output_folder, output_filename: str, row_group_bytes: int, **kwargs):
         super().__init__(output_folder, output_filename=output_filename, **kwargs)
+        self.row_group_bytes = row_group_bytes
         self._rows: dict[str, list[dict]] = {}
+        self._sizes: dict[str, int] = {}
         self._handles: dict[str, IO] = {}
+        self._spills: dict[str, list[str]] = {}
+        self._schemas: dict[str, object] = {}
+        self._spill_dir: str | None = None
 
     def write_rows(self, rows: list[dict], handle: IO) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def open_writer(self, handle: IO, schema):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def row_bytes(document: dict) -> int:
+        text = document.get("text")
+        return (len(text) if isinstance(text, str) else 0) + 256
+
     def _write(self, document: dict, file_handler: IO, filename: str):
-        self._rows.setdefault(filename, []).append(document)
+        rows = self._rows.setdefault(filename, [])
+        rows.append(document)
         self._handles[filename] = file_handler
+        size = self._sizes[filename] = self._sizes.get(filename, 0) + self.row_bytes(document)
+        if size >= self.row_group_bytes:
+            self._spill(filename)
+
+    def _spill(self, filename: str) -> None:
+        import tempfile
+
+        import pyarrow as pa
+
+        table = pa.Table.from_pylist(self._rows.pop(filename))
+        self._sizes[filename] = 0
+        prev = self._schemas.get(filename)
+        self._schemas[filename] = (
+            table.schema if prev is None else pa.unify_schemas([prev, table.schema], promote_options="permissive")
+        )
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.mkdtemp(prefix="shikomi-rowgroups-")
+        spills = self._spills.setdefault(filename, [])
+        path = os.path.join(self._spill_dir, f"{len(self._spills)}-{len(spills)}.arrow")
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
+        spills.append(path)
 
     def close_file(self, filename):
+        import pyarrow as pa
+
+        if self._spills.get(filename) and self._rows.get(filename):
+            self._spill(filename)  # the last, partial row group
         rows = self._rows.pop(filename, None)
         handle = self._handles.pop(filename, None)
-        if rows and handle is not None:
+        spills = self._spills.pop(filename, [])
+        schema = self._schemas.pop(filename, None)
+        self._sizes.pop(filename, None)
+        if handle is not None and spills:
+            writer = self.open_writer(handle, schema)
+            for path in spills:
+                with pa.memory_map(path) as src:
+                    table = pa.ipc.open_file(src).read_all()
+                writer.write_table(conform_table(table, schema))
+                del table
+                os.remove(path)
+            writer.close()
+        elif rows and handle is not None:
             self.write_rows(rows, handle)
         DiskWriter.close_file(self, filename)
 
     def close(self):
-        for filename in list(self._rows):
+        for filename in list(self._handles):
             self.close_file(filename)
         self._writers.clear()
         self._batches.clear()
         self.output_mg.close()
+        if self._spill_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+            self._spill_dir = None
+
+
+def _conform_array(arr, typ):
+    """`arr` as type `typ`, a supertype from `unify_schemas`: struct fields missing
+    from `arr` become nulls, fields are put in `typ`'s order, other types are cast."""
+    import pyarrow as pa
+
+    if arr.type == typ:
+        return arr
+    if pa.types.is_struct(typ) and pa.types.is_struct(arr.type):
+        have = {arr.type.field(i).name for i in range(arr.type.num_fields)}
+        children = [
+            _conform_array(arr.field(f.name), f.type) if f.name in have else pa.nulls(len(arr), f.type) for f in typ
+        ]
+        return pa.StructArray.from_arrays(children, fields=list(typ), mask=arr.is_null() if arr.null_count else None)
+    return arr.cast(typ)
+
+
+def conform_table(table, schema):
+    """`table` with `schema` (a unification of its own schema with others')."""
+    import pyarrow as pa
+
+    if table.schema == schema:
+        return table
+    cols = []
+    for field in schema:
+        i = table.schema.get_field_index(field.name)
+        if i < 0:
+            cols.append(pa.nulls(table.num_rows, field.type))
+            continue
+        col = table.column(i)
+        cols.append(pa.chunked_array([_conform_array(c, field.type) for c in col.chunks], type=field.type))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def explicit_sbatch_args(executor) -> dict:

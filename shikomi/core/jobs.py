@@ -44,6 +44,8 @@ class Stage:
     builder: str = ""
     # the config the builder saw (with the default input from the registry filled in)
     config: Any = None
+    # the encoding of its JSONL input (`<section>.input_encoding`; None: UTF-8)
+    input_encoding: str | None = None
 
     @property
     def path(self) -> Path:

@@ -15,7 +15,7 @@ import xxhash
 
 def seeded_hash(seed, *parts) -> int:
     """xxh64 (uint64) of `seed` and `parts`, each as `str()`, joined by NUL."""
-    return xxhash.xxh64_intdigest("\x00".join(str(p) for p in (seed, *parts)))
+    return xxhash.xxh64_intdigest("\x00".join(map(str, (seed, *parts))))
 
 
 def seeded_hashes(seed, prefix: tuple, items) -> np.ndarray:
@@ -24,7 +24,8 @@ def seeded_hashes(seed, prefix: tuple, items) -> np.ndarray:
     h = xxhash.xxh64_intdigest
     pre = "\x00".join(str(p) for p in (seed, *prefix)) + "\x00"
     items = list(items)
-    return np.fromiter((h(pre + "\x00".join(str(p) for p in it)) for it in items), dtype=np.uint64, count=len(items))
+    join = "\x00".join
+    return np.fromiter((h(pre + join(map(str, it))) for it in items), dtype=np.uint64, count=len(items))
 
 
 def seeded_uniform(seed, *parts) -> float:

@@ -1,6 +1,8 @@
 """The schemas of what stages write: one model per artifact, one writer, one reader.
 
     StageStats    <stage>/stats.json           written by core.stats.WriteStageStats
+    StageFingerprint <stage>/fingerprint.json  written by pipeline.fingerprint before a
+                                               stage writes anything
     MixPlan       mix/plan.json                written by mix.stage.PlanMix
     TokenManifest tokenize/manifest.json       written by tokenize.stage.MergeShards (and
                                                the token folders of train.synthetic and
@@ -100,6 +102,21 @@ class Artifact(Part):
         return cls.parse(data, path)
 
 
+# --------------------------------------------------------------------------- fingerprint.json
+
+
+class StageFingerprint(Artifact):
+    """`<stage>/fingerprint.json`: what determined the stage's output, recorded when
+    it starts. `values` are the config keys (dotted, flattened) and the upstream
+    fingerprints; `fingerprint` is the SHA-256 of their canonical JSON."""
+
+    FILENAME: ClassVar[str] = "fingerprint.json"
+
+    stage: str
+    fingerprint: str
+    values: dict[str, Any]
+
+
 # --------------------------------------------------------------------------- stats.json
 
 
@@ -119,6 +136,13 @@ class RuleStats(Part):
     chars_out: int
     dropped: dict[str, int]
     time_s: Num
+    # clean transforms: matches masked (found, with action keep) and documents
+    # touched; decontaminate with action cut: documents cut per benchmark
+    masked: int | None = None
+    masked_docs: int | None = None
+    found: int | None = None
+    found_docs: int | None = None
+    cut: dict[str, int] | None = None
 
 
 class ScoreHistogram(Part):
@@ -206,6 +230,11 @@ class MixSourceStats(Part):
     epochs: Num
     expected_tokens: int
     expected_share: Num
+    available_tokens: int | None = None
+    repeat_tokens: int | None = None
+    rehydration_tokens: int | None = None
+    reserve_tokens: int | None = None
+    anchor: bool | None = None
 
 
 class TokenizerSampleSource(Part):
@@ -240,13 +269,24 @@ class TokenizeSource(Part):
     realised_share: Num
     planned_share: Num | None = None
     deviation: Num | None = None
+    # sizing by real tokens (tokenize.balance): unique tokens available, train tokens
+    # that are repeats (copies beyond the first), epochs, reserve used and left
+    available_tokens: int | None = None
+    repeat_tokens: int | None = None
+    epochs: Num | None = None
+    reserve_used_tokens: int | None = None
+    reserve_unused_documents: int | None = None
+    reserve_unused_tokens: int | None = None
+    anchor: bool | None = None
 
 
 class StageStats(Artifact):
     """`<stage>/stats.json`: what a stage kept and dropped (see shikomi.core.stats for
     how it is counted), then the stage's own fields, each declared here:
 
-        langid            languages, kept_by_language, score_histogram
+        extract           japanese_gate
+        langid            languages, kept_by_language, score_histogram, language_thresholds,
+                          language_by
         dedup             dedup
         clean             clean_profile
         mix               tokens_counted_with, mix, warnings (and documents_in/chars_in
@@ -265,13 +305,23 @@ class StageStats(Artifact):
     documents_dropped: int
     dropped: dict[str, Count]
     skipped: dict[str, int]
+    # input files with skipped lines or records: {path: {reason: count}}
+    skipped_files: dict[str, dict[str, int]] | None = None
     rules: list[RuleStats]
     tokens_out: int | None = None
     jobs: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # extract: records the Japanese gate judged, passed and skipped by reason
+    japanese_gate: dict[str, Any] | None = None
+    # extract: files read over the network, attempts, retries, resumed/restarted downloads, bytes
+    network: dict[str, int] | None = None
     # langid
     languages: dict[str, int] | None = None
     kept_by_language: dict[str, Count] | None = None
     score_histogram: ScoreHistogram | None = None
+    # the score threshold of each kept language ({source: config|auto, languages: ...})
+    language_thresholds: dict[str, Any] | None = None
+    # labels not from the model's top label: {kana: n, no_kana: n}
+    language_by: dict[str, int] | None = None
     # dedup
     dedup: DedupStats | None = None
     # clean
@@ -318,6 +368,8 @@ class PlanInput(Part):
     epochs: Num
     expected_tokens: int
     expected_documents: int
+    reserve_documents: int | None = None
+    reserve_tokens: int | None = None
 
 
 class PlanSource(Part):
@@ -330,6 +382,11 @@ class PlanSource(Part):
     epochs: Num
     inputs: list[PlanInput]
     expected_share: Num
+    # copies beyond the first of each document, and those due to rehydration
+    repeat_tokens: int | None = None
+    rehydration_tokens: int | None = None
+    reserve_tokens: int | None = None
+    anchor: bool | None = None
 
 
 class MixPlan(Artifact):
@@ -345,6 +402,9 @@ class MixPlan(Artifact):
     total_tokens_expected: int
     sources: dict[str, PlanSource]
     warnings: list[str]
+    anchor: str | None = None
+    max_epochs: Num | None = None
+    rehydration: dict[str, Num | str] | None = None
 
 
 # --------------------------------------------------------------------------- tokenize/manifest.json

@@ -104,8 +104,9 @@ class ShardReader:
         if prefix.suffix in (".bin", ".idx"):
             prefix = prefix.with_suffix("")
         self.prefix = prefix
-        idx = Path(str(prefix) + ".idx").read_bytes()
-        if idx[:9] != MAGIC:
+        # memory-mapped: a rank that reads from many shards does not hold their index arrays
+        idx = np.memmap(Path(str(prefix) + ".idx"), dtype=np.uint8, mode="r")
+        if bytes(idx[:9]) != MAGIC:
             raise ValueError(f"{prefix}.idx: not a Megatron indexed dataset (bad magic)")
         (version,) = struct.unpack_from("<Q", idx, 9)
         if version != VERSION:

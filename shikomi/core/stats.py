@@ -4,7 +4,9 @@ Counting convention (datatrove stat keys, summed over tasks into stats.json):
     docs_in / chars_in             documents entering the stage's rules
     docs_out / chars_out           documents written to data/
     dropped/<rule>, dropped_chars/<rule>
-    skipped/<reason>               input records that never became documents (extract)
+    skipped/<reason>               input records that never became documents (extract,
+                                   undecodable or invalid JSONL lines, unreadable files)
+    skipped_file/<reason>/<path>   the same, per input file (stats.json `skipped_files`)
     tokens_out                     where known
 
 The file's schema is `shikomi.core.schemas.StageStats`: `WriteStageStats` writes it
@@ -81,6 +83,11 @@ def summarize(stage_name: str, out_dir: str, job_names: list[str]) -> dict:
             rule = k.split("/", 1)[1]
             dropped.setdefault(rule, {"documents": 0, "chars": 0})["chars"] = int(v)
     skipped = {k.split("/", 1)[1]: int(v) for k, v in everything.items() if k.startswith("skipped/")}
+    skipped_files: dict[str, dict[str, int]] = {}  # input files with skipped lines or records, per reason
+    for k, v in everything.items():
+        if k.startswith("skipped_file/") and v:
+            reason, path = k.split("/", 2)[1:]
+            skipped_files.setdefault(path, {})[reason] = int(v)
 
     rules = []
     for s in steps:
@@ -98,6 +105,13 @@ def summarize(stage_name: str, out_dir: str, job_names: list[str]) -> dict:
                 "chars_out": int(stat_total(st.get("chars_out"))),
                 "dropped": {k.split("/", 1)[1]: int(stat_total(v)) for k, v in st.items() if k.startswith("dropped/")},
                 "time_s": round(float((s.get("time_stats") or {}).get("total", 0.0)), 4),
+                # transforms that count what they changed (clean: pii_* masked, decontaminate cut)
+                **{k: int(stat_total(st[k])) for k in ("masked", "masked_docs", "found", "found_docs") if k in st},
+                **(
+                    {"cut": {k.split("/", 1)[1]: int(stat_total(v)) for k, v in st.items() if k.startswith("cut/")}}
+                    if any(k.startswith("cut/") for k in st)
+                    else {}
+                ),
             }
         )
 
@@ -114,6 +128,8 @@ def summarize(stage_name: str, out_dir: str, job_names: list[str]) -> dict:
         "skipped": dict(sorted(skipped.items())),
         "rules": rules,
     }
+    if skipped_files:
+        summary["skipped_files"] = dict(sorted(skipped_files.items()))
     if "tokens_out" in everything:
         summary["tokens_out"] = int(everything["tokens_out"])
     summary["jobs"] = jobs
@@ -170,8 +186,16 @@ def print_summary(stats: dict, out_dir: Path) -> None:
     print(line)
     if cin or cout:
         print(f"  characters {_si(cin)} -> {_si(cout)}" + (pct(cout, cin) if cin else ""))
+    if stats.get("network"):  # extract: files read over HTTP(S)
+        n = stats["network"]
+        print(f"  network: {n.get('files', 0):,} files, {n.get('bytes', 0):,} bytes, {n.get('retries', 0):,} retries")
     if stats.get("skipped"):
         print("  skipped records: " + ", ".join(f"{k}={v:,}" for k, v in stats["skipped"].items()))
+    files = stats.get("skipped_files") or {}
+    for path, reasons in list(files.items())[:5]:
+        print(f"  skipped in {path}: " + ", ".join(f"{k}={v:,}" for k, v in reasons.items()))
+    if len(files) > 5:
+        print(f"  ... {len(files) - 5} more files with skipped records in stats.json (skipped_files)")
     if stats.get("languages"):
         langs = sorted(stats["languages"].items(), key=lambda kv: -(kv[1] if isinstance(kv[1], (int, float)) else 0))
         print("  languages: " + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in langs[:8]))
@@ -187,6 +211,33 @@ def print_summary(stats: dict, out_dir: Path) -> None:
         print(f"  ... {len(dropped) - 10} more rules in stats.json")
     if "tokens_out" in stats:
         print(f"  tokens out: {stats['tokens_out']:,}")
+    _print_sources(stats)
     print(f"  output: {out_dir}/  stats: {out_dir}/stats.json")
     if dropped:
         print(f"  see why: shikomi inspect {out_dir} --reason {dropped[0][0]}")
+
+
+def _print_sources(stats: dict) -> None:
+    """Per source tokens of mix (plan) and tokenize (shards), and the plan's warnings."""
+    mix = stats.get("mix") or {}
+    if mix:
+        print("  source     available       planned  share  epochs  repeats(rehydration)   reserve")
+        for g, s in mix.items():
+            flag = " (anchor)" if s.get("anchor") else ""
+            print(
+                f"  {g:<8} {s.get('available_tokens') or 0:>11,} {s['expected_tokens']:>13,} {s['expected_share']:>6.3f} "
+                f"{s['epochs']:>7.2f} {s.get('repeat_tokens') or 0:>9,} ({s.get('rehydration_tokens') or 0:,})"
+                f" {s.get('reserve_tokens') or 0:>9,}{flag}"
+            )
+    srcs = {k: v for k, v in (stats.get("sources") or {}).items() if isinstance(v, dict) and "train_tokens" in v}
+    if srcs:
+        print("  source        in mix   train tokens  share  epochs    repeats    val tokens  trimmed  reserve left")
+        for g, s in srcs.items():
+            flag = " (anchor)" if s.get("anchor") else ""
+            print(
+                f"  {g:<8} {s.get('available_tokens') or 0:>11,} {s['train_tokens']:>14,} {s['realised_share']:>6.3f} "
+                f"{s.get('epochs') or 0:>7.2f} {s.get('repeat_tokens') or 0:>10,} {s['val_tokens']:>13,} "
+                f"{s['trimmed_tokens']:>8,} {s.get('reserve_unused_tokens') or 0:>13,}{flag}"
+            )
+    for w in stats.get("warnings") or []:
+        print(f"  warning: {w}")

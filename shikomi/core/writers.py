@@ -12,25 +12,35 @@ from typing import IO
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from shikomi.core.datatrove_adapter import WholeFileParquetWriter
+from shikomi.core.datatrove_adapter import StreamingParquetWriter
 from shikomi.core.rules import count_route
 
 
-class DocWriter(WholeFileParquetWriter):
+# Text per row group (characters, plus a small allowance per row): the most a writer
+# holds in memory per open file. Part of the output format (the row-group layout), so
+# a constant rather than a setting: the same input gives the same bytes everywhere.
+ROW_GROUP_BYTES = 32 << 20
+
+
+class DocWriter(StreamingParquetWriter):
     """datatrove's ParquetWriter with a schema that is the union of all rows.
 
     datatrove infers the schema from the first document, which breaks when later
     documents carry other metadata keys (a rejected document of another rule, say).
-    The task's rows of a file are written at once with ``pa.Table.from_pylist``,
-    which unifies struct fields; output is deterministic for the same input.
+    Rows are buffered one row group (`ROW_GROUP_BYTES` of text) at a time and made
+    into Arrow tables with ``pa.Table.from_pylist``, which unifies struct fields; the
+    file's schema is the union of its row groups'. Memory stays flat however many
+    documents a task writes; output is deterministic for the same input, and a file
+    of one row group is what ``pq.write_table`` of all its rows gives.
     """
 
     name = "📒 shikomi Parquet"
 
-    def __init__(self, output_folder, output_filename: str | None = None):
+    def __init__(self, output_folder, output_filename: str | None = None, row_group_bytes: int = ROW_GROUP_BYTES):
         super().__init__(
             output_folder,
             output_filename or "${rank}.parquet",
+            row_group_bytes=row_group_bytes,
             compression="zstd",
             use_content_defined_chunking=False,
             max_file_size=-1,
@@ -42,6 +52,11 @@ class DocWriter(WholeFileParquetWriter):
 
         table = pa.Table.from_pylist(rows)
         pq.write_table(table, handle, compression="zstd", use_content_defined_chunking=False)
+
+    def open_writer(self, handle: IO, schema):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetWriter(handle, schema, compression="zstd", use_content_defined_chunking=False)
 
 
 class StageWriter(PipelineStep):

@@ -45,6 +45,30 @@ class UnionFind:
                 self.parent[ra] = rb
 
 
+def components(nodes: np.ndarray, edges: np.ndarray) -> dict[int, list[int]]:
+    """The clusters of 2+ nodes that `edges` (pairs of values of the sorted `nodes`)
+    join, each as its nodes in `nodes` order. Arrays throughout (scipy's connected
+    components on a sparse graph): about 30 bytes per node and per edge at the peak,
+    where a dict-based union-find of Python ints takes about 170 bytes per node."""
+    if len(nodes) == 0 or len(edges) == 0:
+        return {}
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(nodes)
+    a = np.searchsorted(nodes, edges[:, 0])
+    b = np.searchsorted(nodes, edges[:, 1])
+    graph = coo_matrix((np.ones(len(a), dtype=np.int32), (a, b)), shape=(n, n)).tocsr()
+    del a, b
+    _, labels = connected_components(graph, directed=False)
+    del graph
+    order = np.argsort(labels, kind="stable")
+    sl = labels[order]
+    starts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1]])
+    ends = np.r_[starts[1:], n]
+    return {int(k): nodes[order[s:e]].tolist() for k, (s, e) in enumerate(zip(starts, ends)) if e - s >= 2}
+
+
 def _load_pairs(files: list[Path]) -> np.ndarray:
     arrs = [np.asarray(C.load_npy(f)) for f in files]
     arrs = [a for a in arrs if len(a)]
@@ -158,16 +182,11 @@ class ClusterDuplicates(PipelineStep):
                 else np.zeros((0, 2), np.uint64)
             )
 
-            # union-find on dense ids
-            ids = {int(n): i for i, n in enumerate(nodes)}
-            uf = UnionFind(len(nodes))
-            for a, b in edges:
-                uf.union(ids[int(a)], ids[int(b)])
-            members: dict[int, list[int]] = {}
-            for n in nodes:
-                members.setdefault(uf.find(ids[int(n)]), []).append(int(n))
+            # connected components on dense ids, in arrays (docs/dedup.md: memory)
+            members = components(nodes, edges)
 
             removes: dict[int, list[tuple]] = {r: [] for r in range(self.sig_tasks)}
+            keeps: dict[int, list[tuple]] = {r: [] for r in range(self.sig_tasks)}
             sizes = []
             counts = Counter()
             for group in members.values():
@@ -183,6 +202,8 @@ class ClusterDuplicates(PipelineStep):
                 surv = group[0]
                 s_id, _, s_exact = info[surv]
                 from_index = bool(surv >> 56)
+                if not from_index:
+                    keeps[int(C.node_rank(np.uint64(surv)))].append((int(C.node_idx(np.uint64(surv))), len(group)))
                 for n in group[1:]:
                     if n >> 56:
                         continue  # documents of an earlier run are not ours to drop
@@ -202,6 +223,17 @@ class ClusterDuplicates(PipelineStep):
             summary["exact_duplicates"] = counts["exact_duplicate"]
             summary["near_duplicates"] = counts["near_duplicate"]
             summary["index_matches"] = counts["index_matches"]
+            for r, rows in keeps.items():
+                rows.sort()
+                C.save_parquet(
+                    C.keep_file(work, r),
+                    pa.table(
+                        {
+                            "idx": pa.array([x[0] for x in rows], type=pa.int64()),
+                            "cluster_size": pa.array([x[1] for x in rows], type=pa.int64()),
+                        }
+                    ),
+                )
             for r, rows in removes.items():
                 rows.sort()
                 C.save_parquet(

@@ -69,6 +69,11 @@ def remove_file(work: Path, rank: int) -> Path:
     return work / "cluster" / f"remove_{rank:05d}.parquet"
 
 
+def keep_file(work: Path, rank: int) -> Path:
+    """Survivors of duplicate clusters of this task: idx and cluster size."""
+    return work / "cluster" / f"keep_{rank:05d}.parquet"
+
+
 def frequent_file(work: Path, part: int) -> Path:
     return work / "lines" / f"frequent_{part:03d}.npy"
 

@@ -27,11 +27,15 @@ class DropDuplicates(Rule):
         super().__init__()
         self.work = work
         self._remove: dict[int, tuple] = {}
+        self._keep: dict[int, int] = {}
         self._idx = -1
 
     def check(self, doc: Document):
         hit = self._remove.get(self._idx)
         if hit is None:
+            # the size of the duplicate cluster this document survived (1: no duplicate),
+            # for rehydration in mix
+            doc.metadata["dup_cluster_size"] = self._keep.get(self._idx, 1)
             return None
         reason, kept, size = hit
         doc.metadata["duplicate_of"] = kept
@@ -41,6 +45,11 @@ class DropDuplicates(Rule):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         f = C.remove_file(Path(self.work), rank)
         self._remove = {}
+        self._keep = {}
+        k = C.keep_file(Path(self.work), rank)
+        if k.exists():
+            t = pq.read_table(k)
+            self._keep = dict(zip(t["idx"].to_pylist(), t["cluster_size"].to_pylist()))
         if f.exists():
             t = pq.read_table(f)
             for i, reason, kept, size in zip(

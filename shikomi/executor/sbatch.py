@@ -6,11 +6,18 @@ The trainer script:
   * one Slurm task per node (`--ntasks-per-node=1`), each running a torchrun agent
     with `--nproc_per_node` workers; the agents meet at the first node of
     `$SLURM_JOB_NODELIST` (c10d rendezvous, id = the job id);
-  * `--requeue` plus `--signal=B:USR1@<s>`: before the time limit (or when an admin
-    requeues) the batch shell forwards SIGTERM to the training processes, which
-    write a checkpoint and exit; the job is requeued and the next start passes
-    `--resume`, which continues from the latest complete checkpoint. Preemption
-    (PreemptMode=REQUEUE) sends SIGTERM directly, with the same effect.
+  * `--requeue` plus `--signal=B:USR1@<s>`: `<s>` seconds before the time limit the
+    batch shell gets USR1 and sends SIGTERM to the job's steps with `scancel
+    --signal=TERM` (slurmstepd delivers it to torchrun itself; a SIGTERM to srun would
+    make srun kill its tasks). torchrun (`shikomi.train.agent`) forwards it to the
+    workers and waits up to `--shutdown_timeout` (= `signal_before_s`) for them to
+    finish their step and write a checkpoint; then the shell requeues the job and exits
+    0. The next start passes `--resume`, which continues from that checkpoint.
+    `scancel` and preemption (PreemptMode=REQUEUE) send SIGTERM to the steps and the
+    shell directly: the workers checkpoint the same way (within the cluster's
+    KillWait) and the shell waits for them without requeueing.
+  * srun gets `--cpus-per-task` and `--mem` explicitly (since Slurm 22.05 srun does not
+    inherit the job's `--cpus-per-task`).
 """
 
 from __future__ import annotations
@@ -39,15 +46,19 @@ def torchrun_command(
     resume: bool = True,
 ) -> list[str]:
     """The torchrun command line each node runs (as a list of words; `$VARS` are
-    expanded by the batch shell)."""
+    expanded by the batch shell). `port` may be a shell expression."""
+    t = cfg.executor.slurm.train
     cmd = [
-        "torchrun",
+        "python",
+        "-m",
+        "shikomi.train.agent",
         f"--nnodes={nodes}",
         f"--nproc_per_node={nproc_per_node}",
         "--rdzv_backend=c10d",
         "--rdzv_endpoint=$MASTER_ADDR:" + str(port),
         "--rdzv_id=$SLURM_JOB_ID",
         "--max_restarts=0",
+        f"--shutdown_timeout={cfg.train.shutdown_timeout_s or t.signal_before_s}",
         "-m",
         module,
         "--config",
@@ -87,7 +98,7 @@ def train_script(cfg, config_path: str, env_command: str, workdir: str, dependen
         **s.sbatch_args,
         **t.sbatch_args,
     }
-    words = torchrun_command(cfg, config_path, t.nodes, nproc, t.rdzv_port, t.module, t.args)
+    words = torchrun_command(cfg, config_path, t.nodes, nproc, "$RDZV_PORT", t.module, t.args)
     # quote every word but keep $VARS expandable
     torchrun = " ".join(w if "$" in w else shlex.quote(w) for w in words)
     return (
@@ -99,20 +110,39 @@ set -euo pipefail
 mkdir -p {shlex.quote(str(log_dir))}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${{OMP_NUM_THREADS:-1}}
 export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-echo "train: job $SLURM_JOB_ID restart ${{SLURM_RESTART_COUNT:-0}} on $SLURM_JOB_NODELIST (rendezvous $MASTER_ADDR:{t.rdzv_port})"
+RDZV_PORT=$(( {t.rdzv_port} + SLURM_JOB_ID % 1000 ))  # one port per job on a shared first node
+echo "train: job $SLURM_JOB_ID restart ${{SLURM_RESTART_COUNT:-0}} on $SLURM_JOB_NODELIST (rendezvous $MASTER_ADDR:$RDZV_PORT)"
 
-# Near the time limit (USR1) or on preemption: SIGTERM -> checkpoint -> exit, then requeue.
+SRUN_PID=
+wait_for_training() {{
+  # `wait` returns early when another trapped signal arrives: wait until srun has exited
+  while [[ -n "$SRUN_PID" ]] && kill -0 "$SRUN_PID" 2>/dev/null; do wait "$SRUN_PID" || true; done
+}}
+# {t.signal_before_s} s before the time limit (USR1): the steps get SIGTERM, checkpoint and exit; then requeue.
 requeue() {{
-  echo "train: signal received, checkpointing and requeueing job $SLURM_JOB_ID"
-  kill -TERM "$SRUN_PID" 2>/dev/null || true
-  wait "$SRUN_PID" || true
+  trap '' USR1
+  echo "train: time limit near: checkpointing, then requeueing job $SLURM_JOB_ID"
+  [[ -n "$SRUN_PID" ]] && scancel --signal=TERM "$SLURM_JOB_ID" 2>/dev/null || true
+  wait_for_training
   scontrol requeue "$SLURM_JOB_ID"
+  echo "train: preempted (time limit): checkpoint written, job $SLURM_JOB_ID requeued"
+  exit 0
+}}
+# scancel or preemption: SIGTERM reaches the steps directly; wait for their checkpoint.
+stopped() {{
+  trap '' TERM
+  echo "train: SIGTERM: waiting for the checkpoint of job $SLURM_JOB_ID"
+  wait_for_training
+  echo "train: preempted (SIGTERM): checkpoint written"
   exit 0
 }}
 trap requeue USR1
+trap stopped TERM
 
-srun --kill-on-bad-exit=1 --ntasks-per-node=1 {torchrun} &
+srun --kill-on-bad-exit=1 --ntasks-per-node=1 --cpus-per-task={t.cpus_per_task} --mem={f"{t.mem_gb}G" if t.mem_gb else 0} \\
+  {torchrun} &
 SRUN_PID=$!
+wait_for_training
 wait "$SRUN_PID"
 """
     )

@@ -28,6 +28,7 @@ import yaml
 from datatrove.executor import SlurmPipelineExecutor
 
 from shikomi.core.datatrove_adapter import explicit_sbatch_args, sbatch_launcher
+from shikomi.core.documents import set_input_encoding
 from shikomi.core.files import write_json_atomic
 from shikomi.core.jobs import Job, Stage
 from shikomi.core.schemas import StageStats
@@ -166,6 +167,7 @@ def _rebuild_pipeline(spec: dict) -> list:
     stage = build(cfg, spec["input"])
     for job in stage.with_summary():
         if job.name == spec["job"]:
+            set_input_encoding([job.pipeline], spec.get("input_encoding"))
             return job.pipeline
     raise RuntimeError(f"stage {spec['stage']} has no job '{spec['job']}' any more")
 
@@ -254,6 +256,7 @@ def _stage_executors(cfg, name: str, stage: Stage, rebuild: bool, input_path: st
                 "builder": stage.builder,
                 "input": input_path,
                 "job": job.name,
+                "input_encoding": stage.input_encoding,
             }
             if rebuild
             else None

@@ -173,6 +173,11 @@ def collect_status(run_dir, only: list[str] | None = None, chain: list[tuple[str
         states = queue.get(rec["job_id"], [])
         state = states[0][1].lower() if states else "finished"
         done, failed = None, []
+        stopped = run_dir / folder_of.get("train", "train") / "stopped.json"
+        if state == "finished" and stage == "train" and stopped.is_file():
+            # the trainer saved and exited on a signal (time limit, scancel, preemption): not a failure
+            state = "preempted at step " + str(json.loads(stopped.read_text()).get("step"))
+            done = 0  # incomplete: `shikomi submit --stages train` resumes it
         if state == "finished" and stage not in ("train", "report"):
             # a stage planned inside its job: done when it wrote its stats.json
             ok = (run_dir / folder_of.get(stage, stage) / "stats.json").is_file()
@@ -205,6 +210,8 @@ def print_status(st: dict) -> None:
     for s in st["stages"]:
         for j in s["jobs"]:
             done = j["done"] if j["done"] is not None else j.get("state", "?")
+            if str(j.get("state", "")).startswith("preempted"):
+                done = j["state"]
             print(
                 f"{s['stage']:<16} {j['job']:<16} {j['tasks']:>5} {done!s:>5} {len(j['running']):>4} "
                 f"{len(j['pending']):>4} {len(j['failed']):>4}  {j.get('job_id') or '-'}"

@@ -20,20 +20,23 @@ from pathlib import Path
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
 
 from shikomi.config import Config
+from shikomi.core.documents import count_skipped_file, expand_inputs
 from shikomi.core.jobs import Job, Stage
+from shikomi.core.remote import RemoteFile, RemoteReadError, RetryPolicy, check_url, is_url, open_input
 from shikomi.core.writers import StageWriter
 from shikomi.errors import UserError
+from shikomi.extract.crawl import WithNetworkStats, crawl_inputs, retry_policy
+from shikomi.extract.crawl import dry_run as crawl_dry_run
+from shikomi.extract.gate import GateResult, JapaneseGate, gate_extras
 from shikomi.text.charset import decode_html
 
 WARC_GLOBS = ("*.warc", "*.warc.gz", "*.wet", "*.wet.gz", "*.warc.wet.gz", "*.arc.gz")
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
 TEXT_TYPES = ("text/plain",)
 _DUMP_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
-_LANG_ATTR_RE = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?\s*ja", re.I)
-_META_LANG_RE = re.compile(rb"<meta[^>]+content-language[^>]+content\s*=\s*[\"']?\s*ja", re.I)
-_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
 class ExtractTimeout(Exception):
@@ -171,26 +174,31 @@ class WarcExtractor(PipelineStep):
         timeout_s: float = 10.0,
         min_text_chars: int = 1,
         japanese_gate: bool = False,
-        gate_title_min_score: float = 0.5,
-        langid_model: str | None = None,
+        gate: dict | None = None,
+        extractor_ja: str | None = None,
+        network: RetryPolicy | None = None,
     ):
         super().__init__()
         self.inputs = inputs
+        self.network = network or RetryPolicy()
         self.extractor = extractor
         self.source = source
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.min_text_chars = min_text_chars
         self.japanese_gate = japanese_gate
-        self.gate_title_min_score = gate_title_min_score
-        self.langid_model = langid_model
-        self._lid = None
+        self.gate = JapaneseGate(**(gate or {}))
+        self.extractor_ja = extractor_ja or extractor
+        self._path, self._records_seen = "", 0  # the file being read, its records so far
 
     # -- files -------------------------------------------------------------------------
     def files(self) -> list[tuple[str, str]]:
         """(folder, relative path) of every input file, sorted, deterministic."""
         out = []
         for inp in self.inputs:
+            if is_url(inp):  # one remote file (core.remote: retries, resume)
+                out.append((inp, None))
+                continue
             df = get_datafolder(inp) if not Path(inp).is_file() else get_datafolder(str(Path(inp).parent))
             if Path(inp).is_file():
                 out.append((inp, None))
@@ -203,26 +211,17 @@ class WarcExtractor(PipelineStep):
 
     def _open(self, folder: str, rel: str | None):
         if rel is None:
-            return open(folder, "rb")
+            return open_input(folder, self.network)
         return get_datafolder(folder).open(rel, "rb")
 
-    # -- gate --------------------------------------------------------------------------
-    def _gate(self, body: bytes, charset: str | None) -> bool:
-        head = body[:16384]
-        if _LANG_ATTR_RE.search(head) or _META_LANG_RE.search(head):
-            return True
-        if charset and charset in ("cp932", "euc_jp", "iso2022_jp"):
-            return True
-        m = _TITLE_RE.search(head)
-        if not m:
+    # -- gate (shikomi.extract.gate) ----------------------------------------------------
+    def _gated(self, result: GateResult) -> bool:
+        """Count the gate's decision; True when the record is skipped."""
+        if result.passed:
+            self.stat_update(f"gate_pass/{result.reason}")
             return False
-        if self._lid is None:
-            from shikomi.text.lid import FastTextLID
-
-            self._lid = FastTextLID(self.langid_model)
-        title = decode_html(m.group(1), charset).text
-        lang, score = self._lid.predict(title)
-        return lang == "ja" and score >= self.gate_title_min_score
+        self._skip(f"japanese_gate:{result.reason}")
+        return True
 
     # -- records -----------------------------------------------------------------------
     def _skip(self, reason: str) -> None:
@@ -239,9 +238,12 @@ class WarcExtractor(PipelineStep):
                 record = next(it)
             except StopIteration:
                 return
-            except Exception:
-                self._skip("truncated_or_corrupt_file")
+            except RemoteReadError:
+                raise  # the file could not be read: the task fails and is rerun
+            except Exception as e:
+                count_skipped_file(self, "truncated_or_corrupt_file", self._path, f"{type(e).__name__}: {e}")
                 return
+            self._records_seen += 1
             rtype = str(record.record_type)
             if rtype.endswith("warcinfo"):
                 try:
@@ -255,6 +257,8 @@ class WarcExtractor(PipelineStep):
             self.stat_update("docs_in")
             try:
                 doc = self._record_to_doc(record, rtype, source, extract)
+            except RemoteReadError:
+                raise
             except Exception:
                 self._skip("record_error")
                 continue
@@ -285,6 +289,10 @@ class WarcExtractor(PipelineStep):
             return None
         if rtype.endswith("conversion"):  # WET: already text
             text = block.decode("utf-8", errors="replace").strip()
+            if self.japanese_gate and self._gated(
+                self.gate.decide_text(text, h.get("WARC-Identified-Content-Language"))
+            ):
+                return None
             meta.update(content_type="text/plain", charset="utf-8")
             return self._finish(doc_id, text, meta)
 
@@ -300,7 +308,7 @@ class WarcExtractor(PipelineStep):
             ctype_full = hdrs.get("content-type", "")
             cenc = hdrs.get("content-encoding")
         else:  # resource
-            ctype_full, cenc, body = h.get("Content-Type") or "", None, block
+            ctype_full, cenc, body, hdrs = h.get("Content-Type") or "", None, block, {}
         ctype = ctype_full.split(";")[0].strip().lower()
         m = _CT_CHARSET_RE.search(ctype_full)
         http_charset = m.group(1) if m else None
@@ -321,9 +329,12 @@ class WarcExtractor(PipelineStep):
         if dec.method == "lossy":
             self.stat_update("charset_lossy")
         self.stat_update(f"charset/{dec.charset}")
-        if self.japanese_gate and not self._gate(body, dec.charset if dec.declared is None else dec.declared):
-            self._skip("japanese_gate")
-            return None
+        if self.japanese_gate or self.extractor_ja != self.extractor:
+            verdict = self.gate.decide_html(dec.text, dec.charset, dec.method, hdrs.get("content-language"), body)
+            if self.japanese_gate and self._gated(verdict):
+                return None
+            if verdict.reason in ("lang", "charset", "kana"):  # looks Japanese
+                extract = EXTRACTORS[self.extractor_ja]
         meta.update(content_type=ctype or "unknown", charset=dec.charset)
         if dec.declared and dec.declared != dec.charset:
             meta["charset_declared"] = dec.declared
@@ -348,6 +359,20 @@ class WarcExtractor(PipelineStep):
             return None
         return Document(text=text, id=doc_id, metadata=meta)
 
+    def _count_network(self, raw: RemoteFile) -> int:
+        """A remote file read to its end: its attempts into stats (`network/...`) and
+        the task log; its size. A file that failed raises its one-line error."""
+        if raw.error is not None:
+            raise raw.error
+        for key, v in (("files", 1), ("attempts", raw.attempts), ("retries", raw.retries)):
+            self.stat_update(f"network/{key}", value=v)
+        for key, v in (("resumed", raw.resumed), ("restarted", raw.restarted), ("files_retried", bool(raw.retries))):
+            if v:
+                self.stat_update(f"network/{key}", value=int(v))
+        self.stat_update("network/bytes", value=raw.pos)
+        logger.info(f"read {raw.url}: {raw.pos:,} bytes, {raw.attempts} attempts ({raw.retries} retried)")
+        return raw.pos
+
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         files = self.files()
         for i, (folder, rel) in enumerate(files):
@@ -357,17 +382,24 @@ class WarcExtractor(PipelineStep):
             m = _DUMP_RE.search(rel or folder)
             source = self.source or (m.group(0) if m else name.split(".")[0])
             self.stat_update("files")
+            self._path, self._records_seen = str(Path(folder) / rel) if rel else folder, 0
             try:
                 with self._open(folder, rel) as f:
                     yield from self.records(f, source)
-            except OSError:
-                self._skip("unreadable_file")
+                    raw = getattr(f, "raw", None)
+                    size = self._count_network(raw) if isinstance(raw, RemoteFile) else f.seek(0, 2)
+            except OSError as e:
+                count_skipped_file(self, "unreadable_file", self._path, f"{type(e).__name__}: {e}")
+                continue
+            if not self._records_seen and size:  # bytes, but not one WARC record: not a WARC file
+                count_skipped_file(self, "unreadable_file", self._path, f"{size:,} bytes and no WARC record")
 
 
 def resolve_warc_inputs(inputs: list[str]) -> list[str]:
     out = []
-    for inp in inputs:
+    for inp in expand_inputs(inputs):  # globs and comma-separated lists
         if "://" in inp:
+            check_url(inp)
             out.append(inp)
             continue
         p = Path(inp)
@@ -381,6 +413,16 @@ def resolve_warc_inputs(inputs: list[str]) -> list[str]:
     return out
 
 
+def dry_run(cfg: Config, input_path: str | None = None) -> str:
+    """`shikomi extract --dry-run`: the files and bytes the stage would read."""
+    if cfg.extract.crawl and not input_path:
+        return crawl_dry_run(cfg)
+    configured = [p.replace("{run_dir}", str(cfg.run_dir)) for p in cfg.extract.input]
+    inputs = resolve_warc_inputs([input_path] if input_path else configured)
+    files = WarcExtractor(inputs).files()
+    return crawl_dry_run(cfg, [str(Path(folder) / rel) if rel else folder for folder, rel in files])
+
+
 def build(cfg: Config, input_path: str | None = None) -> Stage:
     ec = cfg.extract
     configured = [p.replace("{run_dir}", str(cfg.run_dir)) for p in ec.input]  # `{run_dir}` = the run folder
@@ -389,7 +431,10 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
 
         for inp in configured:
             ensure_sample(Path(inp).parent)
-    inputs = resolve_warc_inputs([input_path] if input_path else configured)
+    if ec.crawl and not input_path:  # a crawl by name: the selected files of its listing
+        inputs = crawl_inputs(ec, cfg.seed)
+    else:
+        inputs = resolve_warc_inputs([input_path] if input_path else configured)
     out = str(cfg.stage_dir("extract"))
     tasks = ec.tasks or cfg.executor.tasks
     step = WarcExtractor(
@@ -400,7 +445,9 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         timeout_s=ec.extractor_timeout_s,
         min_text_chars=ec.min_text_chars,
         japanese_gate=ec.japanese_gate.enabled,
-        gate_title_min_score=ec.japanese_gate.title_min_score,
-        langid_model=cfg.langid.model,
+        gate=ec.japanese_gate.model_dump(exclude={"enabled"}),
+        extractor_ja=ec.extractor_ja,
+        network=retry_policy(ec),
     )
-    return Stage("extract", out, [Job("extract", [step, StageWriter(out)], tasks=tasks)])
+    extras = WithNetworkStats(gate_extras)
+    return Stage("extract", out, [Job("extract", [step, StageWriter(out)], tasks=tasks)], extras=extras)

@@ -5,8 +5,13 @@ fluent advertising and SEO copy, which is what hand-labelled "bad" Japanese web 
 mostly is. This rule learns that from labelled lines: a JSONL with `text` and
 `label` ("good"/"bad"), the same format `shikomi clean-eval --labels` reads. It is
 trained in memory when the rule starts (one thread, fixed seed: the same labels give
-the same model and the same output), or loaded from a fastText `.bin`/`.ftz`.
-Nothing is downloaded.
+the same model and the same output), or loaded from a fastText `.bin`/`.ftz`; the
+name of a model shipped in `shikomi/filters/models/` (`quality_ja`, built by
+`make quality-model`, see `quality_model.py`) loads that one. Nothing is downloaded.
+
+Every document that reaches the rule's place in the chain gets
+`metadata.quality_score` = P(good), kept or dropped, and so do documents an earlier
+rule dropped (`score_rejected`): re-thresholding later from the Parquet needs no rerun.
 """
 
 from __future__ import annotations
@@ -20,22 +25,35 @@ from pathlib import Path
 from pydantic import Field
 
 from shikomi.config.base import Section
+from shikomi.core.rules import REJECT_KEY
 from shikomi.errors import UserError
 from shikomi.filters.base import CleanRule, register
+from shikomi.filters.ja_words import word_list
 
 CLASSIFIER_RULE = "quality_classifier"
+SCORE_KEY = "quality_score"
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def model_path(model: str) -> Path:
+    """A model file, or the name of a shipped model (`quality_ja`)."""
+    shipped = MODELS_DIR / f"{model}.ftz"
+    if "/" not in model and "\\" not in model and not Path(model).suffix and shipped.is_file():
+        return shipped
+    return Path(model)
 
 
 class ClassifierParams(Section):
     threshold: float = Field(0.4, ge=0, le=1, description="drop when P(good) is below this")
     labels: str | None = Field(None, description="labelled JSONL (text, label good/bad) to train on")
-    model: str | None = Field(None, description="a trained fastText model instead of labels")
+    model: str | None = Field(None, description="a trained fastText model (path or shipped name) instead of labels")
     epoch: int = Field(50, ge=1)
     lr: float = Field(0.5, gt=0)
     dim: int = Field(20, ge=2)
     word_ngrams: int = Field(2, ge=1)
     seed: int = 1
     max_chars: int = Field(5000, ge=100, description="classify at most this many characters")
+    score_rejected: bool = Field(True, description="also score documents an earlier rule dropped")
 
 
 def read_labels(path: str | Path) -> list[dict]:
@@ -58,22 +76,46 @@ def read_labels(path: str | Path) -> list[dict]:
     return rows
 
 
-_TAGGER = None
-
-
 def words(text: str) -> str:
     """NFKC text as space-separated fugashi (unidic-lite) surface forms, one line."""
-    global _TAGGER
-    if _TAGGER is None:
-        from fugashi import Tagger
+    return " ".join(word_list(unicodedata.normalize("NFKC", text)))
 
-        _TAGGER = Tagger("-Owakati")
-    return " ".join(w.surface for w in _TAGGER(unicodedata.normalize("NFKC", text)) if not w.surface.isspace())
+
+_TRAIN_CHILD = (
+    "import json, sys, fasttext; "
+    "fasttext.train_supervised(sys.argv[1], **json.loads(sys.argv[3])).save_model(sys.argv[2])"
+)
+
+
+def train_supervised(path: str, attempts: int = 10, **kw):
+    """`fasttext.train_supervised`, again in a fresh process when it reports NaN.
+
+    fastText 0.9.2 now and then stops a one-thread run with "Encountered NaN" that
+    depends on the process, not the data: a fresh process trains the same file to the
+    same bytes (one thread, fixed seed), and the saved model loads back unchanged."""
+    import subprocess
+    import sys
+
+    import fasttext
+
+    try:
+        return fasttext.train_supervised(path, **kw)
+    except RuntimeError as e:
+        if "NaN" not in str(e):
+            raise
+    for _ in range(attempts):
+        fd, out = tempfile.mkstemp(suffix=".bin", prefix="shikomi-quality-")
+        os.close(fd)
+        try:
+            r = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, path, out, json.dumps(kw)], capture_output=True)
+            if r.returncode == 0:
+                return fasttext.load_model(out)
+        finally:
+            os.unlink(out)
+    raise UserError(f"quality classifier: fastText training stopped with NaN {attempts + 1} times")
 
 
 def train_classifier(rows: list[dict], params: ClassifierParams):
-    import fasttext
-
     labels = {r["label"] for r in rows}
     if labels != {"good", "bad"}:
         raise UserError(f"quality classifier: the labels need both good and bad lines, got {sorted(labels)}")
@@ -82,7 +124,7 @@ def train_classifier(rows: list[dict], params: ClassifierParams):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(f"__label__{r['label']} {words(r['text'][: params.max_chars])}\n")
-        return fasttext.train_supervised(
+        return train_supervised(
             fn,
             epoch=params.epoch,
             lr=params.lr,
@@ -109,9 +151,10 @@ class QualityClassifier(CleanRule):
         import fasttext
 
         if self.params.model:
-            if not Path(self.params.model).is_file():
+            path = model_path(self.params.model)
+            if not path.is_file():
                 raise UserError(f"quality_classifier: model not found: {self.params.model}")
-            self._h_model = fasttext.load_model(self.params.model)
+            self._h_model = fasttext.load_model(str(path))
         elif self.params.labels:
             self._h_model = train_classifier(read_labels(self.params.labels), self.params)
         else:
@@ -121,7 +164,18 @@ class QualityClassifier(CleanRule):
         labels, probs = self._h_model.predict(words(text[: self.params.max_chars]), k=2)
         return float(dict(zip(labels, probs)).get("__label__good", 0.0))
 
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        self.ensure_ready()
+        yield from super().run(self._score_rejected(data) if self.params.score_rejected else data, rank, world_size)
+
+    def _score_rejected(self, data):
+        for doc in data:
+            if REJECT_KEY in doc.metadata:
+                doc.metadata[SCORE_KEY] = self.p_good(doc.text)
+            yield doc
+
     def check(self, doc):
         p = self.p_good(doc.text)
+        doc.metadata[SCORE_KEY] = p
         if p < self.params.threshold:
             return self.rule, p

@@ -22,7 +22,7 @@ import yaml
 from shikomi.errors import UserError
 from shikomi.filters.base import CleanRule
 from shikomi.filters.classifier import CLASSIFIER_RULE
-from shikomi.filters.registry import make_rule
+from shikomi.filters.registry import RULES, make_rule, unknown_rule
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
@@ -66,6 +66,9 @@ def load_profile(name: str) -> list[tuple[str, dict]]:
             out.append((rule, dict(params or {})))
         else:
             raise UserError(f"{p}: each rule is a name or {{name: {{param: value}}}}, got {item!r}")
+    for rule, _ in out:
+        if rule not in RULES:
+            raise UserError(unknown_rule(rule, str(p)))
     return out
 
 
@@ -75,6 +78,8 @@ def resolve_rules(clean_cfg) -> tuple[list[tuple[str, dict]], list[str]]:
     names = [r for r, _ in specs]
     notes: list[str] = []
     for rule, ov in (clean_cfg.rules or {}).items():
+        if rule not in RULES:  # a typo, even in `rule: false`, is an error, not a rule left on
+            raise UserError(unknown_rule(rule, "clean.rules"))
         if rule not in names:
             if ov is False:
                 continue
@@ -93,7 +98,7 @@ def resolve_rules(clean_cfg) -> tuple[list[tuple[str, dict]], list[str]]:
             if clean_cfg.quality_model:
                 params = {**params, "model": clean_cfg.quality_model, "labels": None}
             elif clean_cfg.quality_labels:
-                params = {**params, "labels": clean_cfg.quality_labels}
+                params = {**params, "labels": clean_cfg.quality_labels, "model": None}
             if not params.get("model") and not params.get("labels"):
                 notes.append(f"{rule}: left out (set clean.quality_labels or clean.quality_model)")
                 continue
@@ -111,3 +116,9 @@ def build_rules(clean_cfg) -> tuple[list[CleanRule], list[str]]:
             raise UserError(f"{where}: rule '{r.rule}' is listed twice")
         seen.add(r.rule)
     return rules, notes
+
+
+def check_config(cfg) -> None:
+    """Validate `clean:` before anything runs: the profile, its rule names, the names
+    and parameters in `clean.rules` (rules are only instantiated, nothing is loaded)."""
+    build_rules(cfg.clean)

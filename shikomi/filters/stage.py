@@ -15,6 +15,7 @@ from shikomi.core.jobs import Job, Stage
 from shikomi.core.rules import CountIn
 from shikomi.core.writers import StageWriter
 from shikomi.errors import UserError
+from shikomi.filters.decontam import Decontaminate
 from shikomi.filters.profile import build_rules
 
 STAGE = "clean"
@@ -30,7 +31,16 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
     for n in notes:
         print(f"[clean] note: {n}")
     tasks = clean.tasks or cfg.executor.tasks
-    pipeline = [reader_for(src), CountIn(), *rules, StageWriter(out_dir, write_rejected=clean.write_rejected)]
+    # the last step: n-gram overlap with benchmark items (docs/clean.md, Decontamination)
+    dc = clean.decontaminate
+    decontam = [Decontaminate(dc, cache_dir=str(cfg.stage_dir(STAGE) / "decontaminate"))] if dc.benchmarks else []
+    pipeline = [
+        reader_for(src),
+        CountIn(),
+        *rules,
+        *decontam,
+        StageWriter(out_dir, write_rejected=clean.write_rejected),
+    ]
     profile = {
         "profile": clean.profile,
         "rules": [{"rule": r.rule, **r.params.model_dump()} for r in rules],

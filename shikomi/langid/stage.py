@@ -1,9 +1,12 @@
 """langid: score every document with fastText and route it to
 `langid/<language>/data/` for the configured languages; everything else, and
-documents below the score threshold (cc_net: 0.5), go to `langid/rejected/`."""
+documents below the score threshold (cc_net: 0.5; per language, or `auto` from the
+run's own scores: shikomi.langid.thresholds), go to `langid/rejected/`. Text with
+enough kana is Japanese whatever the model's top label (shikomi.text.lid)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from shikomi.config import Config
@@ -12,6 +15,7 @@ from shikomi.core.jobs import Job, Stage
 from shikomi.core.rules import CountIn, Rule
 from shikomi.core.writers import StageWriter
 from shikomi.errors import UserError
+from shikomi.langid.thresholds import SampleThresholds, read_thresholds
 
 N_BINS = 10
 
@@ -32,6 +36,9 @@ class LanguageRule(Rule):
         model: str | None,
         max_chars: int = 10_000,
         kana_guard: bool = True,
+        kana_min_share: float = 0.1,
+        kana_min: int = 2,
+        thresholds_from: str | None = None,
     ):
         super().__init__()
         self.languages = list(languages)
@@ -40,23 +47,41 @@ class LanguageRule(Rule):
         self.model_path = model
         self.max_chars = max_chars
         self.kana_guard = kana_guard
+        self.kana_min_share, self.kana_min = kana_min_share, kana_min
+        self.thresholds_from = thresholds_from  # the folder of the pre-pass's thresholds.json
         self._lid = None
+
+    def lid_args(self) -> dict:
+        return {
+            "model_path": self.model_path,
+            "max_chars": self.max_chars,
+            "kana_guard": self.kana_guard,
+            "kana_min_share": self.kana_min_share,
+            "kana_min": self.kana_min,
+        }
 
     def check(self, doc):
         if self._lid is None:
             from shikomi.text.lid import FastTextLID
 
-            self._lid = FastTextLID(self.model_path, max_chars=self.max_chars, kana_guard=self.kana_guard)
-        lang, score = self._lid.predict(doc.text)
+            self._lid = FastTextLID(**self.lid_args())
+            if self.thresholds_from:
+                derived = read_thresholds(self.thresholds_from)
+                if derived is None:
+                    raise RuntimeError(f"langid: {self.thresholds_from}/thresholds.json missing (pre-pass not run)")
+                self.thresholds = {k: v["threshold"] for k, v in derived["languages"].items()}
+        lang, score, how = self._lid.classify(doc.text)
         doc.metadata["language"] = lang
         doc.metadata["language_score"] = round(score, 4)
         self.stat_update(f"lang/{lang}")
+        if how != "fasttext":
+            self.stat_update(f"lang_by/{how}")
         self.stat_update(
             f"score_bin/{lang if lang in self.languages else 'other'}/{min(N_BINS - 1, int(score * N_BINS))}"
         )
         if lang not in self.languages:
             return "language", lang
-        if score < self.thresholds.get(lang, self.threshold):
+        if how != "kana" and score < self.thresholds.get(lang, self.threshold):  # kana: the bar is the kana share
             return "low_language_score", f"{lang}={score:.3f}"
         return None
 
@@ -66,13 +91,15 @@ def document_language(doc) -> str:
     return doc.metadata["language"]
 
 
-def langid_extras(out_dir: str) -> dict:
-    """Language distribution and score histograms for stats.json."""
+def langid_extras(out_dir: str, thresholds: dict | None = None) -> dict:
+    """Language distribution, score histograms and the thresholds used (`thresholds`:
+    the configured ones; `auto`: read from the pre-pass's thresholds.json) for stats.json."""
     from shikomi.core.stats import merge_task_stats
 
     langs: dict[str, int] = {}
     kept: dict[str, dict] = {}
     hist: dict[str, list[int]] = {}
+    by: dict[str, int] = {}
     for step in merge_task_stats(Path(out_dir) / "logs" / "langid"):
         for k, v in (step.get("stats") or {}).items():
             total = int(v.get("total", 0) if isinstance(v, dict) else v)
@@ -85,11 +112,23 @@ def langid_extras(out_dir: str) -> dict:
                 kept.setdefault(k[9:], {})["documents"] = total
             elif k.startswith("chars_out/"):
                 kept.setdefault(k[10:], {})["chars"] = total
-    return {
+            elif k.startswith("lang_by/"):
+                by[k[8:]] = by.get(k[8:], 0) + total
+    out = {
         "languages": dict(sorted(langs.items(), key=lambda kv: -kv[1])),
         "kept_by_language": kept,
         "score_histogram": {"bins": [i / N_BINS for i in range(N_BINS + 1)], "counts": hist},
     }
+    derived = read_thresholds(out_dir) if thresholds is None else None
+    if derived is not None:
+        out["language_thresholds"] = {"source": "auto", **derived}
+    elif thresholds is not None:
+        out["language_thresholds"] = {"source": "config", "languages": thresholds}
+    if by:
+        # labels not from the model's top label: `kana` (Japanese by its kana), `no_kana`
+        # (ja without kana: the second label)
+        out["language_by"] = dict(sorted(by.items()))
+    return out
 
 
 def build(cfg: Config, input_path: str | None = None) -> Stage:
@@ -99,10 +138,30 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         raise UserError("langid: no input (pass --input or set langid.input)")
     out = str(cfg.stage_dir("langid"))
     tasks = lc.tasks or cfg.executor.tasks
+    auto = lc.thresholds == "auto"
+    configured = {} if auto else dict(lc.thresholds)
+    rule = LanguageRule(
+        lc.languages,
+        lc.threshold,
+        configured,
+        lc.model,
+        lc.max_chars,
+        lc.kana_guard,
+        lc.kana_min_share,
+        lc.kana_min,
+        thresholds_from=out if auto else None,
+    )
     pipeline = [
         reader_for(src),
         CountIn(),
-        LanguageRule(lc.languages, lc.threshold, lc.thresholds, lc.model, lc.max_chars, lc.kana_guard),
+        rule,
         StageWriter(out, "{route}/data", route=document_language, make_folder=False),
     ]
-    return Stage("langid", out, [Job("langid", pipeline, tasks=tasks)], extras=langid_extras)
+    jobs = [Job("langid", pipeline, tasks=tasks)]
+    thresholds = None
+    if auto:
+        pre = SampleThresholds(src, out, lc.languages, lc.threshold, {}, rule.lid_args(), lc.auto_thresholds)
+        jobs.insert(0, Job("langid-thresholds", [pre], tasks=1))
+    else:
+        thresholds = {lang: {"threshold": configured.get(lang, lc.threshold)} for lang in lc.languages}
+    return Stage("langid", out, jobs, extras=partial(langid_extras, thresholds=thresholds))

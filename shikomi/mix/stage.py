@@ -5,16 +5,20 @@ drifts with document length and tokenizer. Here the ratio is planned in tokens:
 
     count_<i>_<name>  (N tasks per input)  read, filter, count tokens of every document
                       (with the tokenizer when one exists, else characters / chars_per_token)
-    plan              (1 task)  available tokens per source -> targets, epochs, and which
-                      documents are taken once more than the whole epochs -> plan.json
+    plan              (1 task)  available tokens per source -> the anchor (the scarce
+                      source, used in full), targets, epochs, which documents are taken
+                      once more than the whole epochs, and a reserve -> plan.json
     write_<i>_<name>  (N tasks per input)  read again, write each document as many times
-                      as the plan says (metadata.epoch = 0, 1, ...) with metadata.source
+                      as the plan says (metadata.epoch = 0, 1, ...; the reserve once with
+                      epoch -1) with metadata.source
 
 Sampling is deterministic: documents are ranked by a seeded hash of their id; a source
 with surplus takes a prefix of that ranking, one with too little repeats whole epochs
 and then takes a prefix for the remainder; a first-fit pass over the rest closes the
 gap to the target so the planned tokens land on it (to the smallest document left).
-The tokenize stage recounts with the real tokenizer and trims to the plan's ratios.
+With rehydration a document weighs its tokens times its copies (by the size of its
+duplicate cluster). The tokenize stage counts with the real tokenizer and sizes the
+other sources from the anchor's real tokens (using the reserve when they fall short).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from shikomi.mix.sources import (
 )
 
 NOT_SAMPLED = "not_sampled"
+RESERVE = "reserve"
 
 
 def doc_key(seed: int, index: int, doc_id: str) -> int:
@@ -71,6 +76,22 @@ class TokenCounter:
         return [len(x) + 1 for x in self._sp.encode(texts, num_threads=1)]
 
 
+def rehydration_copies(metadata: dict, weights: dict | None) -> int:
+    """Copies of a document per epoch: 1, or with rehydration the weight of the size of
+    the duplicate cluster it survived (metadata.dup_cluster_size, 1 when absent)."""
+    if not weights:
+        return 1
+    try:
+        size = max(1, int(metadata.get("dup_cluster_size") or 1))
+    except (TypeError, ValueError):
+        size = 1
+    w = 1
+    for bound, copies in sorted((int(k), v) for k, v in weights.items()):
+        if size >= bound:
+            w = size if copies == "size" else int(copies)
+    return w
+
+
 class CountTokens(PipelineStep):
     """Writes (key, tokens, chars) of every kept document of this task to
     `<counts_dir>/<rank>.npz`; rejected documents are only counted in."""
@@ -78,18 +99,28 @@ class CountTokens(PipelineStep):
     name = "count tokens"
     type = "📊 - STATS"
 
-    def __init__(self, counts_dir: str, index: int, seed: int, counter: TokenCounter, batch: int = 256):
+    def __init__(
+        self,
+        counts_dir: str,
+        index: int,
+        seed: int,
+        counter: TokenCounter,
+        batch: int = 256,
+        rehydration: dict | None = None,
+    ):
         super().__init__()
         self.counts_dir = counts_dir
         self.index = index
         self.seed = seed
         self.counter = counter
         self.batch = batch
+        self.rehydration = rehydration
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         keys: list[int] = []
         tokens: list[int] = []
         chars: list[int] = []
+        weights: list[int] = []
         docs_in = chars_in = 0
         pending: list = []
 
@@ -101,6 +132,7 @@ class CountTokens(PipelineStep):
                 keys.append(doc_key(self.seed, self.index, d.id))
                 tokens.append(t)
                 chars.append(len(d.text))
+                weights.append(rehydration_copies(d.metadata, self.rehydration))
                 self.stat_update("tokens_counted", value=t)
             pending.clear()
 
@@ -122,6 +154,7 @@ class CountTokens(PipelineStep):
             keys=np.asarray(keys, dtype=np.uint64),
             tokens=np.asarray(tokens, dtype=np.int64),
             chars=np.asarray(chars, dtype=np.int64),
+            weights=np.asarray(weights, dtype=np.int64),
             docs_in=np.int64(docs_in),
             chars_in=np.int64(chars_in),
         )
@@ -130,13 +163,16 @@ class CountTokens(PipelineStep):
         yield
 
 
-def select(keys: np.ndarray, tokens: np.ndarray, target: float, max_fill: int = 100_000):
+def select(keys: np.ndarray, tokens: np.ndarray, target: float, max_fill: int = 100_000, reserve: float = 0.0):
     """Which documents of one input to take: (base_epochs, threshold_key, fill_keys,
-    expected_tokens, expected_documents). A document is written base_epochs times,
-    plus once more when its key <= threshold_key or is in fill_keys."""
+    expected_units, expected_documents, reserve_key, reserve_units). `tokens` are the
+    units one epoch of a document weighs (its tokens times its copies per epoch). A
+    document is written base_epochs times, plus once more when its key <= threshold_key
+    or is in fill_keys; a document not taken whose key <= reserve_key is written once
+    as a reserve (the next ones in key order, `reserve` x target units of them)."""
     avail = int(tokens.sum())
     if avail <= 0 or target <= 0:
-        return 0, None, np.zeros(0, np.uint64), 0, 0
+        return 0, None, np.zeros(0, np.uint64), 0, 0, None, 0
     base = int(target // avail)
     rem = target - base * avail
     order = np.argsort(keys, kind="stable")
@@ -150,7 +186,17 @@ def select(keys: np.ndarray, tokens: np.ndarray, target: float, max_fill: int = 
     fill_keys = np.unique(np.asarray(fill, dtype=np.uint64))
     expected_tokens = base * avail + acc
     expected_docs = base * int(sk.size) + int(taken.sum())
-    return base, threshold, fill_keys, int(expected_tokens), int(expected_docs)
+    reserve_key, reserve_units = None, 0
+    if base == 0 and reserve > 0:
+        rest = np.nonzero(~taken)[0]
+        if rest.size:
+            cum = np.cumsum(st[rest])
+            n = min(int(np.searchsorted(cum, reserve * target, side="left")) + 1, rest.size)
+            reserve_key = int(sk[rest[n - 1]])
+            # equal keys go together: every not-taken document up to that key
+            inres = rest[sk[rest] <= reserve_key]
+            reserve_units = int(st[inres].sum())
+    return base, threshold, fill_keys, int(expected_tokens), int(expected_docs), reserve_key, reserve_units
 
 
 class PlanMix(PipelineStep):
@@ -166,9 +212,12 @@ class PlanMix(PipelineStep):
         ratios: dict[str, float],
         total_tokens: int | None,
         counted_with: dict,
-        warn_epochs: float,
+        max_epochs: float,
         seed: int,
         tasks: int,
+        anchor: str | None = None,
+        reserve: float = 0.0,
+        rehydration: dict | None = None,
     ):
         super().__init__()
         self.out_dir = out_dir
@@ -176,13 +225,16 @@ class PlanMix(PipelineStep):
         self.ratios = ratios
         self.total_tokens = total_tokens
         self.counted_with = counted_with
-        self.warn_epochs = warn_epochs
+        self.max_epochs = max_epochs
         self.seed = seed
         self.tasks = tasks
+        self.anchor = anchor
+        self.reserve = reserve
+        self.rehydration = rehydration
 
     def _load(self, i: int) -> dict:
         d = Path(self.out_dir) / "_counts" / f"{i:02d}"
-        keys, tokens, chars = [], [], []
+        keys, tokens, chars, weights = [], [], [], []
         docs_in = chars_in = 0
         for r in range(self.tasks):
             f = d / f"{r:05d}.npz"
@@ -192,12 +244,14 @@ class PlanMix(PipelineStep):
             keys.append(z["keys"])
             tokens.append(z["tokens"])
             chars.append(z["chars"])
+            weights.append(z["weights"] if "weights" in z.files else np.ones(z["tokens"].size, np.int64))
             docs_in += int(z["docs_in"])
             chars_in += int(z["chars_in"])
         return {
             "keys": np.concatenate(keys),
             "tokens": np.concatenate(tokens),
             "chars": np.concatenate(chars),
+            "weights": np.concatenate(weights),
             "docs_in": docs_in,
             "chars_in": chars_in,
         }
@@ -210,9 +264,13 @@ class PlanMix(PipelineStep):
             [self._load(i) for i in range(len(self.inputs))],
             self.ratios,
             self.total_tokens,
-            self.warn_epochs,
+            self.max_epochs,
+            anchor=self.anchor,
+            reserve=self.reserve,
         )
         plan = {"seed": self.seed, "counted_with": self.counted_with, **plan}
+        if self.rehydration:
+            plan["rehydration"] = {str(k): v for k, v in self.rehydration.items()}
         sel_dir = Path(self.out_dir) / "_plan"
         sel_dir.mkdir(parents=True, exist_ok=True)
         for inp in plan.pop("_selections"):
@@ -223,6 +281,8 @@ class PlanMix(PipelineStep):
                 threshold=np.uint64(inp["threshold"] or 0),
                 has_threshold=np.bool_(inp["threshold"] is not None),
                 fill=inp["fill"],
+                reserve=np.uint64(inp["reserve"] or 0),
+                has_reserve=np.bool_(inp["reserve"] is not None),
             )
             os.replace(tmp, sel_dir / f"{inp['index']:02d}.npz")
         MixPlan.parse(plan, Path(self.out_dir) / MixPlan.FILENAME).write(self.out_dir)
@@ -235,24 +295,54 @@ class PlanMix(PipelineStep):
         yield
 
 
+def choose_anchor(avail: dict[str, int], norm: dict[str, float], anchor: str | None) -> str:
+    """The source that sets the budget: the configured one, else the one with the
+    fewest available tokens for its share (ja in the seeds' recipes)."""
+    active = [g for g in norm if norm[g] > 0]
+    if anchor is not None:
+        if anchor not in active:
+            raise UserError(f"mix.anchor '{anchor}' is not a source with a ratio ({', '.join(active)})")
+        return anchor
+    return min(active, key=lambda g: (avail[g] / norm[g], g))
+
+
 def make_plan(
-    inputs: list[dict], counts: list[dict], ratios: dict[str, float], total_tokens: int | None, warn_epochs: float
+    inputs: list[dict],
+    counts: list[dict],
+    ratios: dict[str, float],
+    total_tokens: int | None,
+    max_epochs: float,
+    anchor: str | None = None,
+    reserve: float = 0.0,
 ) -> dict:
-    """The plan from per-input counts (pure: unit-tested on its own)."""
+    """The plan from per-input counts (pure: unit-tested on its own).
+
+    The anchor (the scarce source) is used in full, once, and the others are sized from
+    it; with `total_tokens` every source gets its share of the total, repeating or
+    subsampling (the anchor only shrinks when the total asks for fewer tokens than it
+    has). A document weighs its tokens times its rehydration copies (`weights`)."""
     norm = {k: v / sum(ratios.values()) for k, v in ratios.items()}
     groups: dict[str, list[int]] = {}
     for i, inp in enumerate(inputs):
         groups.setdefault(inp["name"], []).append(i)
-    avail = {g: sum(int(counts[i]["tokens"].sum()) for i in idx) for g, idx in groups.items()}
+
+    def units(c: dict) -> np.ndarray:
+        w = c.get("weights")
+        return c["tokens"] * w if w is not None else c["tokens"]
+
+    avail = {g: sum(int(units(counts[i]).sum()) for i in idx) for g, idx in groups.items()}
+    unique = {g: sum(int(counts[i]["tokens"].sum()) for i in idx) for g, idx in groups.items()}
     active = [g for g in norm if norm[g] > 0]
     for g in active:
         if avail.get(g, 0) <= 0:
             raise UserError(f"mix source '{g}' has no documents (ratio {ratios[g]}): check its inputs")
+    anchor_g = choose_anchor(avail, norm, anchor)
     if total_tokens is None:
-        total = min(avail[g] / norm[g] for g in active)
+        total = avail[anchor_g] / norm[anchor_g]
     else:
         total = float(total_tokens)
     warnings: list[str] = []
+    notes: list[str] = []
     out_sources: dict[str, dict] = {}
     selections = []
     for g in groups:
@@ -260,6 +350,7 @@ def make_plan(
         target_g = r * total
         ins = []
         exp_tokens = exp_docs = 0
+        repeat_tokens = rehydration_tokens = reserve_tokens = 0
         carry = 0.0  # what an input with coarse documents could not place goes to the next
         # coarse inputs (long documents) first: the finest one absorbs the remainder
         by_grain = sorted(
@@ -267,13 +358,35 @@ def make_plan(
         )
         for i in by_grain:
             c = counts[i]
-            a = int(c["tokens"].sum())
+            u = units(c)
+            a = int(u.sum())
             target = target_g * (a / avail[g]) + carry if avail[g] else 0.0
-            base, thr, fill, et, ed = select(c["keys"], c["tokens"], target)
+            res = reserve if g != anchor_g else 0.0
+            base, thr, fill, et, ed, rkey, runits = select(c["keys"], u, target, reserve=res)
             carry = target - et
-            selections.append({"index": i, "base": base, "threshold": thr, "fill": fill})
+            selections.append({"index": i, "base": base, "threshold": thr, "fill": fill, "reserve": rkey})
+            # copies per document: (base + extra) x weight; repeats are the copies beyond the first
+            w = c.get("weights")
+            w = w if w is not None else np.ones(c["tokens"].size, np.int64)
+            extra = np.zeros(c["tokens"].size, np.int64)
+            if thr is not None:
+                extra |= (c["keys"] <= np.uint64(thr)).astype(np.int64)
+            if fill.size:
+                extra |= np.isin(c["keys"], fill).astype(np.int64)
+            ep = base + extra
+            copies = ep * w
+            doc_copies = int(copies.sum())
+            used_unique = int(c["tokens"][copies > 0].sum())
+            repeat_tokens += et - used_unique
+            rehydration_tokens += int((ep * (w - 1) * c["tokens"]).sum())
+            reserve_docs = 0
+            if rkey is not None:
+                inres = (copies == 0) & (c["keys"] <= np.uint64(rkey))
+                reserve_docs = int(inres.sum())
+                runits = int(c["tokens"][inres].sum())
+                reserve_tokens += runits
             exp_tokens += et
-            exp_docs += ed
+            exp_docs += doc_copies
             ins.append(
                 {
                     "index": i,
@@ -284,69 +397,95 @@ def make_plan(
                     "chars_read": c["chars_in"],
                     "available_documents": int(c["tokens"].size),
                     "available_chars": int(c["chars"].sum()),
-                    "available_tokens": a,
+                    "available_tokens": int(c["tokens"].sum()),
                     "target_tokens": round(target, 1),
                     "base_epochs": base,
                     "epochs": round(et / a, 4) if a else 0.0,
                     "expected_tokens": et,
-                    "expected_documents": ed,
+                    "expected_documents": doc_copies,
+                    "reserve_documents": reserve_docs,
+                    "reserve_tokens": int(runits) if rkey is not None else 0,
                 }
             )
         ins.sort(key=lambda x: x["index"])
         epochs = exp_tokens / avail[g] if avail[g] else 0.0
-        if epochs > warn_epochs:
+        if epochs > max_epochs:
             warnings.append(
-                f"mix source '{g}' is repeated {epochs:.2f} times (> {warn_epochs:g} epochs: repeated data loses "
+                f"mix source '{g}' is repeated {epochs:.2f} times (> {max_epochs:g} epochs: repeated data loses "
                 f"value, Muennighoff et al. 2023); add data or lower its ratio"
             )
+        if g != anchor_g and r > 0 and avail[g] < r * avail[anchor_g] / norm[anchor_g]:
+            warnings.append(
+                f"mix source '{g}' is too small for its share: {avail[g]:,} tokens where its share of the "
+                f"anchor '{anchor_g}' needs {r * avail[anchor_g] / norm[anchor_g]:,.0f}; it is repeated"
+            )
+        elif epochs > 1.0 + 1e-9:
+            notes.append(f"{g} repeated {epochs:.2f} times")
         out_sources[g] = {
             "weight": round(r, 6),
-            "available_tokens": avail[g],
+            "available_tokens": unique[g],
             "available_documents": sum(x["available_documents"] for x in ins),
             "target_tokens": round(target_g, 1),
             "expected_tokens": exp_tokens,
             "expected_documents": exp_docs,
             "epochs": round(epochs, 4),
             "inputs": ins,
+            "repeat_tokens": repeat_tokens,
+            "rehydration_tokens": rehydration_tokens,
+            "reserve_tokens": reserve_tokens,
+            "anchor": g == anchor_g,
         }
     total_exp = sum(s["expected_tokens"] for s in out_sources.values())
     for s in out_sources.values():
         s["expected_share"] = round(s["expected_tokens"] / total_exp, 6) if total_exp else 0.0
+    if total_tokens is not None and notes:
+        warnings.append(f"total_tokens={total_tokens:,} is more than the data gives once: " + ", ".join(notes))
     return {
         "ratios": {g: round(v, 6) for g, v in norm.items()},
         "total_tokens_target": round(total, 1),
         "total_tokens_expected": total_exp,
         "sources": out_sources,
         "warnings": warnings,
+        "anchor": anchor_g,
+        "max_epochs": max_epochs,
         "_selections": selections,
     }
 
 
 class SampleCopies(PipelineStep):
-    """Repeats each document as many times as the plan says (metadata.epoch); documents
-    the plan leaves out are marked not_sampled."""
+    """Repeats each document as many times as the plan says (metadata.epoch), times its
+    rehydration copies; documents the plan leaves out are marked not_sampled, except
+    the reserve, written once with metadata.epoch = -1."""
 
     name = "sample"
     type = "🎲 - SAMPLER"
 
-    def __init__(self, out_dir: str, index: int, seed: int):
+    def __init__(self, out_dir: str, index: int, seed: int, rehydration: dict | None = None):
         super().__init__()
         self.out_dir = out_dir
         self.index = index
         self.seed = seed
+        self.rehydration = rehydration
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         z = np.load(Path(self.out_dir) / "_plan" / f"{self.index:02d}.npz")
         base = int(z["base"])
         thr = int(z["threshold"]) if bool(z["has_threshold"]) else None
         fill = set(int(x) for x in z["fill"])
+        rkey = int(z["reserve"]) if "has_reserve" in z.files and bool(z["has_reserve"]) else None
         for doc in data:
             if REJECT_KEY in doc.metadata:
                 yield doc
                 continue
             k = doc_key(self.seed, self.index, doc.id)
             copies = base + (1 if ((thr is not None and k <= thr) or k in fill) else 0)
+            copies *= rehydration_copies(doc.metadata, self.rehydration)
             if copies == 0:
+                if rkey is not None and k <= rkey:
+                    self.stat_update(RESERVE)
+                    doc.metadata["epoch"] = -1
+                    yield doc
+                    continue
                 self.stat_update(NOT_SAMPLED)
                 yield reject(doc, NOT_SAMPLED)
                 continue
@@ -386,6 +525,11 @@ def _stats_extras(out_dir: str) -> dict:
                 "epochs": s.epochs,
                 "expected_tokens": s.expected_tokens,
                 "expected_share": s.expected_share,
+                "available_tokens": s.available_tokens,
+                "repeat_tokens": s.repeat_tokens or 0,
+                "rehydration_tokens": s.rehydration_tokens or 0,
+                "reserve_tokens": s.reserve_tokens or 0,
+                "anchor": bool(s.anchor),
             }
             for g, s in plan.sources.items()
         },
@@ -451,6 +595,7 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         inputs.append({"name": src.name, "label": label, "path": path, "format": src.format})
         cpt = mc.chars_per_token.get(src.name, mc.default_chars_per_token)
         counter = TokenCounter(model, cpt)
+        rehydration = dict(mc.rehydration.weights) if mc.rehydration.enabled else None
         jn = f"{i:02d}_{src.name}"
         count_jobs.append(
             Job(
@@ -459,7 +604,9 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
                     reader_for_source(src, path),
                     CountIn(),
                     *rules_for_source(src),
-                    CountTokens(str(Path(out_dir) / "_counts" / f"{i:02d}"), i, cfg.seed, counter),
+                    CountTokens(
+                        str(Path(out_dir) / "_counts" / f"{i:02d}"), i, cfg.seed, counter, rehydration=rehydration
+                    ),
                 ],
                 tasks=tasks,
             )
@@ -470,7 +617,7 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
                 [
                     reader_for_source(src, path),
                     *rules_for_source(src),
-                    SampleCopies(out_dir, i, cfg.seed),
+                    SampleCopies(out_dir, i, cfg.seed, rehydration),
                     mix_writer(out_dir, src.name, i, mc.write_unsampled),
                 ],
                 tasks=tasks,
@@ -478,7 +625,21 @@ def build(cfg: Config, input_path: str | None = None) -> Stage:
         )
     plan_job = Job(
         "plan",
-        [PlanMix(out_dir, inputs, dict(mc.ratios), mc.total_tokens, counted_with, mc.warn_epochs, cfg.seed, tasks)],
+        [
+            PlanMix(
+                out_dir,
+                inputs,
+                dict(mc.ratios),
+                mc.total_tokens,
+                counted_with,
+                mc.max_epochs,
+                cfg.seed,
+                tasks,
+                anchor=mc.anchor,
+                reserve=mc.reserve,
+                rehydration=dict(mc.rehydration.weights) if mc.rehydration.enabled else None,
+            )
+        ],
         tasks=1,
     )
     return Stage("mix", out_dir, [*count_jobs, plan_job, *write_jobs], extras=_stats_extras)

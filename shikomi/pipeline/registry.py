@@ -15,6 +15,9 @@ Per stage:
     upstream  the folder it reads by default (relative to the run folder)
     sharded   whether its work is split over `--tasks` (one task otherwise)
     kind      "stage" (datatrove jobs run by an executor) or "command" (own code)
+    check     optional "module:function" `check(cfg)` that validates what the config
+              alone cannot (clean rule names against the rule registry); run before
+              any stage of a run or submission starts
 
 Only `train-tokenizer` has a command that differs from its folder and section.
 """
@@ -37,6 +40,7 @@ class StageEntry:
     sharded: bool
     kind: str = "stage"
     help: str = ""
+    check: str = ""
 
     @property
     def is_stage(self) -> bool:
@@ -77,7 +81,14 @@ CHAIN_ENTRIES: tuple[StageEntry, ...] = (
         help="exact and MinHash near-duplicate removal",
     ),
     StageEntry(
-        "clean", "clean", "clean", "shikomi.filters.stage:build", "dedup", True, help="HojiChar and quality rules"
+        "clean",
+        "clean",
+        "clean",
+        "shikomi.filters.stage:build",
+        "dedup",
+        True,
+        help="HojiChar and quality rules",
+        check="shikomi.filters.profile:check_config",
     ),
     StageEntry(
         "mix",
@@ -135,6 +146,16 @@ CHAIN: list[str] = [e.command for e in CHAIN_ENTRIES]
 STAGES: list[str] = [e.command for e in CHAIN_ENTRIES if e.is_stage]
 # run-folder sub-folders of the chain, in order
 FOLDERS: list[str] = [e.folder for e in CHAIN_ENTRIES]
+
+
+def check_configs(cfg, names: list[str]) -> None:
+    """Run the `check` of every stage in `names` (UserError on the first mistake),
+    so that a typo in a late stage's section stops a run before its first stage."""
+    for name in names:
+        e = entry(name)
+        if e.check:
+            module, fn = e.check.split(":")
+            getattr(importlib.import_module(module), fn)(cfg)
 
 
 def entry(command: str) -> StageEntry:

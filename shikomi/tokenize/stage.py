@@ -3,10 +3,12 @@
     encode  (N tasks)  SentencePiece-encode each document (EOS appended) into per-task
                        files `_parts/<rank>/<source>.bin/.idx` + `<source>.ids.jsonl`
     merge   (1 task)   per source: hold out a validation split (by unique document id,
-                       every repeat with it), shuffle the rest with a seeded hash of
-                       (id, epoch), trim sources in surplus so that the real token shares
-                       match mix/plan.json, copy the tokens into shards of
-                       `shard_tokens` tokens and write manifest.json
+                       every repeat with it, at most val_max_fraction of its tokens);
+                       keep every copy of the plan's anchor and size the other sources
+                       from its real train tokens (trim, take from the mix's reserve,
+                       repeat) so that the real token shares match mix/plan.json;
+                       shuffle with a seeded hash of (id, epoch), copy the tokens into
+                       shards of `shard_tokens` tokens and write manifest.json
 
 Output (`<run_dir>/tokenize/`):
 
@@ -14,8 +16,10 @@ Output (`<run_dir>/tokenize/`):
     manifest.json   tokenizer (path, sha256, vocab_size, eos_id), dtype, seed, shards
                     [{path, sha256, idx_sha256, documents, tokens, source, split, ids_path}],
                     per-source planned and realised shares
-    rejected/       decoded documents left out: ratio_trim (surplus of the balance) and
-                    val_repeat (repeats of a held-out document, never trained on)
+    rejected/       decoded documents left out: ratio_trim (surplus of a source sized
+                    from the anchor; never the anchor) and val_repeat (repeats of a
+                    held-out document, never trained on); unused reserve documents are
+                    counted (reserve_unused), not written
 
 The same input, config and seed give byte-identical shards and manifest whatever the
 number of tasks; a killed run resumes (encode tasks are redone whole, the merge is
@@ -48,6 +52,7 @@ PARTS = "_parts"
 MERGED = "MERGED"
 TRIM = "ratio_trim"
 VAL_REPEAT = "val_repeat"
+RESERVE_UNUSED = "reserve_unused"
 
 
 def _safe_source(s) -> str:
@@ -68,6 +73,16 @@ def _dumps(obj) -> str:
         return orjson.dumps(obj).decode("utf-8")
     except ImportError:  # pragma: no cover
         return json.dumps(obj, ensure_ascii=False)
+
+
+def _dumpb(obj) -> bytes:
+    """`_dumps(obj)` and a newline, as UTF-8."""
+    try:
+        import orjson
+
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    except ImportError:  # pragma: no cover
+        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _loads(line: str):
@@ -95,8 +110,6 @@ class EncodeToParts(PipelineStep):
         self.batch_docs = batch_docs
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from itertools import chain
-
         sp = _load_sp(self.model)
         eos = sp.eos_id()
         dtype = dtype_for_vocab(sp.get_piece_size())
@@ -107,26 +120,31 @@ class EncodeToParts(PipelineStep):
         writers: dict[str, ShardWriter] = {}
         sidecars: dict[str, object] = {}
         files = input_files(self.input_path)[rank::world_size]
+        safe: dict = {}
         for ids, texts, sources, epochs in column_batches(files, self.batch_docs):
             self.stat_update("docs_in", value=len(texts))
             self.stat_update("chars_in", value=sum(map(len, texts)))
             with self.track_time():
-                encoded = sp.encode(texts, num_threads=1)
-            for x in encoded:
-                x.append(eos)
+                # int32 buffers from C++ (no Python int per token), EOS added by SentencePiece
+                encoded = sp.encode(texts, num_threads=1, add_eos=eos >= 0, return_type="numpy")
             groups: dict[str, list[int]] = {}
             for i, s in enumerate(sources):
-                groups.setdefault(_safe_source(s), []).append(i)
+                k = safe.get(s)
+                if k is None:
+                    k = safe[s] = _safe_source(s)
+                groups.setdefault(k, []).append(i)
             for src, idx in groups.items():
                 w = writers.get(src)
                 if w is None:
                     w = writers[src] = ShardWriter(part_dir / src, dtype)
-                    sidecars[src] = open(part_dir / f"{src}.ids.jsonl.tmp", "w", encoding="utf-8")
-                seqs = [encoded[i] for i in idx]
-                lengths = [len(x) for x in seqs]
-                n_tok = sum(lengths)
-                w.add_many(np.fromiter(chain.from_iterable(seqs), dtype=dtype, count=n_tok), lengths)
-                sidecars[src].write("".join(_dumps([ids[i], epochs[i], len(texts[i])]) + "\n" for i in idx))
+                    sidecars[src] = open(part_dir / f"{src}.ids.jsonl.tmp", "wb")
+                seqs = encoded if len(idx) == len(encoded) else [encoded[i] for i in idx]
+                if eos < 0:  # a model without EOS: the documents run together as before
+                    seqs = [np.append(x, eos) for x in seqs]
+                lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+                n_tok = int(lengths.sum())
+                w.add_many(np.concatenate(seqs).astype(dtype, copy=False) if seqs else np.zeros(0, dtype), lengths)
+                sidecars[src].write(b"".join(_dumpb([ids[i], epochs[i], len(texts[i])]) for i in idx))
                 self.stat_update("tokens_encoded", value=n_tok)
                 self.stat_update(f"tokens_encoded/{src}", value=n_tok)
         for src, w in writers.items():
@@ -148,6 +166,14 @@ def plan_ratios(plan_path: Path | None) -> dict[str, float]:
     return {k: float(v) for k, v in plan.ratios.items() if v > 0}
 
 
+def plan_anchor(plan_path: Path | None) -> str | None:
+    """The source the mix plan was sized from (None without a plan, or an older one)."""
+    if plan_path is None:
+        return None
+    plan = MixPlan.read(plan_path.parent, missing_ok=True)
+    return plan.anchor if plan is not None else None
+
+
 def _deviation(tokens: dict[str, int], p: dict[str, float]) -> float:
     total = sum(tokens[s] for s in p)
     if total <= 0:
@@ -155,40 +181,109 @@ def _deviation(tokens: dict[str, int], p: dict[str, float]) -> float:
     return max(abs(tokens[s] / total - p[s]) / p[s] for s in p)
 
 
-def balance(
-    lengths: dict[str, np.ndarray], planned: dict[str, float], tol: float, max_rounds: int = 8
-) -> dict[str, np.ndarray | None]:
-    """Masks of the documents (in shuffled order) kept per source so that each source's
-    share of the tokens is within `tol` (relative) of the plan; None: keep all.
+def _nearest(sorted_vals: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Index in `sorted_vals` of the value nearest each of `want`."""
+    if sorted_vals.size == 1:
+        return np.zeros(np.size(want), dtype=np.int64)
+    k = np.clip(np.searchsorted(sorted_vals, want), 1, sorted_vals.size - 1)
+    left = k - 1
+    return np.where(np.abs(sorted_vals[left] - want) <= np.abs(sorted_vals[k] - want), left, k)
 
-    The source with the least tokens for its share keeps everything; the others keep a
-    first-fit prefix of their target. When a source's documents are too coarse to land
-    on its target, the total is lowered to what it reached and the others refit."""
-    tokens = {s: int(v.sum()) for s, v in lengths.items()}
-    common = [s for s in tokens if s in planned and tokens[s] > 0]
+
+def closest_fit(lengths: np.ndarray, target: float, rounds: int = 32) -> np.ndarray:
+    """Documents (a mask, in order) whose tokens land close to `target`: `first_fit`
+    (never above it), then up to `rounds` single moves (add a document, drop one, or
+    swap a kept one for one left out) that bring the sum closer. Whole documents only: on
+    coarse sources first fit alone can miss by a document's length."""
+    keep = first_fit(lengths, target)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    for _ in range(rounds):
+        gap = target - int(lengths[keep].sum())
+        if abs(gap) < 1:
+            break
+        out_idx = np.nonzero(~keep)[0]
+        in_idx = np.nonzero(keep)[0]
+        if out_idx.size == 0:
+            break
+        order = np.argsort(lengths[out_idx], kind="stable")
+        sorted_out = lengths[out_idx][order]
+
+        best, move = abs(gap), None
+        j = int(_nearest(sorted_out, np.asarray([gap]))[0])  # add one
+        if abs(gap - int(sorted_out[j])) < best:
+            best, move = abs(gap - int(sorted_out[j])), (None, int(out_idx[order[j]]))
+        if in_idx.size:
+            i = int(np.argmin(np.abs(gap + lengths[in_idx])))  # remove one
+            if abs(gap + int(lengths[in_idx[i]])) < best:
+                best, move = abs(gap + int(lengths[in_idx[i]])), (int(in_idx[i]), None)
+            want = gap + lengths[in_idx]  # swap: remove i, add j
+            js = _nearest(sorted_out, want)
+            err = np.abs(want - sorted_out[js])
+            i = int(np.argmin(err))
+            if err[i] < best:
+                best, move = float(err[i]), (int(in_idx[i]), int(out_idx[order[js[i]]]))
+        if move is None:
+            break
+        if move[0] is not None:
+            keep[move[0]] = False
+        if move[1] is not None:
+            keep[move[1]] = True
+    return keep
+
+
+def size_sources(
+    train: dict[str, np.ndarray],
+    reserve: dict[str, np.ndarray],
+    planned: dict[str, float],
+    anchor: str | None,
+    tol: float,
+) -> dict[str, dict]:
+    """Per source, from the real token counts (train documents and reserve, each in
+    shuffled order): which train documents to keep (`keep`, None: all), which reserve
+    documents to use (`reserve`), and repeats of the pool (kept train then used
+    reserve): `passes` whole copies plus the `prefix` mask, so that every share of the
+    train tokens matches the plan.
+
+    The anchor (the plan's, else the source with the fewest tokens for its share)
+    keeps everything; every other source is sized from the anchor's train tokens:
+    its train documents then its reserve are taken in order up to its target (first
+    fit, closest), and repeated when all of them fall short. Validation is already
+    out, so it never forces a cut elsewhere."""
+    out = {
+        s: {"keep": None, "reserve": np.zeros(reserve.get(s, np.zeros(0)).size, bool), "passes": 0, "prefix": None}
+        for s in train
+    }
+    common = [s for s in train if planned.get(s, 0) > 0 and int(train[s].sum()) > 0]
     if len(common) < 2:
-        return {s: None for s in lengths}
+        return out
     psum = sum(planned[s] for s in common)
     p = {s: planned[s] / psum for s in common}
-    if _deviation(tokens, p) <= tol:
-        return {s: None for s in lengths}
-    total = min(tokens[s] / p[s] for s in common)
-    best: dict[str, np.ndarray | None] = {s: None for s in lengths}
-    best_dev = _deviation(tokens, p)
-    for _ in range(max_rounds):
-        masks = dict(best)
-        for s in common:
-            masks[s] = first_fit(lengths[s], p[s] * total)
-        got = {s: int(lengths[s][masks[s]].sum()) for s in common}
-        if min(got.values()) <= 0:
-            break  # documents too coarse for this total: keep the best so far
-        dev = _deviation(got, p)
-        if dev < best_dev:
-            best, best_dev = masks, dev
-        if dev <= tol:
-            break
-        total = min(got[s] / p[s] for s in common)
-    return best
+    have = {s: int(train[s].sum()) for s in common}
+    if anchor not in common:
+        anchor = min(common, key=lambda s: (have[s] / p[s], s))
+    out[anchor]["anchor"] = True
+    if _deviation(have, p) <= tol:
+        return out
+    a = have[anchor]
+    for s in common:
+        if s == anchor:
+            continue
+        target = p[s] / p[anchor] * a
+        t, r = train[s], reserve.get(s, np.zeros(0, np.int64))
+        cand = np.concatenate([t, r])
+        if int(cand.sum()) >= target:
+            m = closest_fit(cand, target)
+            if not m[: t.size].all():
+                out[s]["keep"] = m[: t.size]
+            out[s]["reserve"] = m[t.size :]
+            continue
+        # every document of the source is too little: all of them, then repeats
+        out[s]["reserve"] = np.ones(r.size, bool)
+        need = target - int(cand.sum())
+        total = int(cand.sum())
+        out[s]["passes"] = int(need // total)
+        out[s]["prefix"] = closest_fit(cand, need - out[s]["passes"] * total)
+    return out
 
 
 class MergeShards(PipelineStep):
@@ -227,8 +322,23 @@ class MergeShards(PipelineStep):
                 per_source.setdefault(src, []).append((reader, meta))
         return per_source
 
+    def _order(self, src: str, ids: list, pos: np.ndarray, epochs: list[int]) -> np.ndarray:
+        """`pos` (with their epochs) in shuffled order: a seeded hash of (id, epoch), equal
+        hashes ordered by (id, epoch), so the order never depends on tasks."""
+        if pos.size == 0:
+            return pos
+        keys = seeded_hashes(self.seed, ("shuffle", src), ((ids[int(p)], e) for p, e in zip(pos, epochs)))
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        if sk.size > 1 and bool(np.any(sk[1:] == sk[:-1])):
+            order = np.asarray(
+                sorted(range(pos.size), key=lambda k: (int(keys[k]), ids[int(pos[k])], epochs[k])), dtype=np.int64
+            )
+        return order
+
     def _split(self, src: str, parts: list):
-        """(arrays, val positions, train positions in shuffled order)."""
+        """(arrays, val positions, train positions in shuffled order, reserve positions
+        in shuffled order)."""
         part_no, seq_no, lengths, ids, epochs, chars = [], [], [], [], [], []
         for p, (reader, meta) in enumerate(parts):
             n = len(reader)
@@ -241,37 +351,51 @@ class MergeShards(PipelineStep):
         part_no = np.concatenate(part_no)
         seq_no = np.concatenate(seq_no)
         lengths = np.concatenate(lengths)
+        # the mix's reserve (epoch -1): documents beyond the estimated need, used only
+        # when the real count of their source falls short
+        reserve_ids = {d for d, e in zip(ids, epochs) if e < 0}
         # validation: unique ids, every repeat goes with it
         first: dict[str, int] = {}
         for i, (d, e) in enumerate(zip(ids, epochs)):
+            if e < 0:
+                continue
             j = first.get(d)
             if j is None or e < epochs[j]:
                 first[d] = i
         uniq = sorted(first)
         n_u = len(uniq)
         n_val = max(self.tc["val_min_docs"], math.ceil(self.tc["val_fraction"] * n_u))
-        # capped by val_max_fraction, but a source of 2+ documents always gets one
+        # capped by val_max_fraction (of documents, and of tokens: a long document that
+        # would take more is passed over), but a source of 2+ documents always gets one
         n_val = min(n_val, max(int(self.tc["val_max_fraction"] * n_u), 1 if n_u >= 2 and n_val else 0))
+        val_list: list[str] = []
         if n_val > 0:
             scored = sorted(uniq, key=lambda d: (self._h("val", src, d), d))
-            val_ids = set(scored[:n_val])
-            val_pos = np.asarray([first[d] for d in scored[:n_val]], dtype=np.int64)
-        else:
-            val_ids = set()
-            val_pos = np.zeros(0, dtype=np.int64)
-        train_pos = np.asarray([i for i, d in enumerate(ids) if d not in val_ids], dtype=np.int64)
+            budget = self.tc["val_max_fraction"] * float(sum(int(lengths[first[d]]) for d in uniq))
+            used = 0
+            for d in scored:
+                t = int(lengths[first[d]])
+                if used + t <= budget:
+                    val_list.append(d)
+                    used += t
+                    if len(val_list) >= n_val:
+                        break
+            if not val_list and n_u >= 2:
+                val_list = [min(scored, key=lambda d: (int(lengths[first[d]]), scored.index(d)))]
+        val_ids = set(val_list)
+        val_pos = np.asarray([first[d] for d in val_list], dtype=np.int64)
+        reserve_ids -= val_ids
+        reserve_ids -= set(first)  # a document both planned and in reserve counts as planned
+        train_pos = np.asarray(
+            [i for i, (d, e) in enumerate(zip(ids, epochs)) if e >= 0 and d not in val_ids], dtype=np.int64
+        )
+        reserve_pos = np.asarray([i for i, d in enumerate(ids) if d in reserve_ids and epochs[i] < 0], dtype=np.int64)
         val_set = set(int(x) for x in val_pos)
-        repeats = np.asarray([i for i, d in enumerate(ids) if d in val_ids and i not in val_set], dtype=np.int64)
-        keys = seeded_hashes(self.seed, ("shuffle", src), ((ids[i], epochs[i]) for i in train_pos))
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        if sk.size > 1 and bool(np.any(sk[1:] == sk[:-1])):
-            # equal hashes: order those by (id, epoch) so the order never depends on tasks
-            order = np.asarray(
-                sorted(range(train_pos.size), key=lambda k: (int(keys[k]), ids[train_pos[k]], epochs[train_pos[k]])),
-                dtype=np.int64,
-            )
-        train_pos = train_pos[order]
+        repeats = np.asarray(
+            [i for i, d in enumerate(ids) if d in val_ids and i not in val_set and epochs[i] >= 0], dtype=np.int64
+        )
+        train_pos = train_pos[self._order(src, ids, train_pos, [epochs[int(i)] for i in train_pos])]
+        reserve_pos = reserve_pos[self._order(src, ids, reserve_pos, [epochs[int(i)] for i in reserve_pos])]
         starts = np.concatenate([np.asarray(r.offsets, dtype=np.int64) // r.dtype.itemsize for r, _ in parts])
         arrays = {
             "part": part_no,
@@ -283,7 +407,7 @@ class MergeShards(PipelineStep):
             "chars": np.asarray(chars, dtype=np.int64),
             "val_repeats": repeats,
         }
-        return arrays, val_pos, train_pos
+        return arrays, val_pos, train_pos, reserve_pos
 
     def _write(self, src: str, split: str, parts: list, arr: dict, pos: np.ndarray, dtype) -> list[dict]:
         """Shards of `shard_tokens` tokens (a shard closes after the document that
@@ -350,28 +474,45 @@ class MergeShards(PipelineStep):
 
         splits = {src: self._split(src, per_source[src]) for src in sorted(per_source)}
         planned = plan_ratios(Path(self.plan_path)) if self.plan_path else {}
-        lengths = {src: a["len"][tp] for src, (a, _, tp) in splits.items()}
-        masks = (
-            balance(lengths, planned, self.tc["balance_tolerance"])
-            if self.tc["balance"]
-            else {s: None for s in lengths}
+        anchor = plan_anchor(Path(self.plan_path)) if self.plan_path else None
+        sizing = size_sources(
+            {src: a["len"][tp] for src, (a, _, tp, _) in splits.items()},
+            {src: a["len"][rp] for src, (a, _, _, rp) in splits.items()},
+            planned if self.tc["balance"] else {},
+            anchor,
+            self.tc["balance_tolerance"],
         )
 
         manifest_shards: list[dict] = []
         summary: dict[str, dict] = {}
         rejected = DocWriter(str(out / "rejected"))
         with rejected:
-            for src, (arr, val_pos, train_pos) in splits.items():
+            for src, (arr, val_pos, train_pos, reserve_pos) in splits.items():
+                sz = sizing[src]
                 trimmed = np.zeros(0, dtype=np.int64)
-                keep = masks.get(src)
-                if keep is not None:
-                    trimmed = train_pos[~keep]
-                    train_pos = train_pos[keep]
+                if sz["keep"] is not None:
+                    trimmed = train_pos[~sz["keep"]]
+                    train_pos = train_pos[sz["keep"]]
+                used_reserve = reserve_pos[sz["reserve"]] if reserve_pos.size else reserve_pos
+                unused_reserve = reserve_pos[~sz["reserve"]] if reserve_pos.size else reserve_pos
+                pool = np.concatenate([train_pos, used_reserve])
+                ep = [max(arr["epochs"][int(i)], 0) for i in pool]
+                top = max([e for e in arr["epochs"]] + [0]) + 1
+                final, final_ep = [pool], list(ep)
+                for k in range(sz["passes"]):
+                    final.append(pool)
+                    final_ep += [top + k] * pool.size
+                if sz["prefix"] is not None and bool(sz["prefix"].any()):
+                    extra = pool[sz["prefix"]]
+                    final.append(extra)
+                    final_ep += [top + sz["passes"]] * extra.size
+                train_pos = np.concatenate(final) if final else pool
+                train_pos = train_pos[self._order(src, arr["ids"], train_pos, final_ep)]
                 parts = per_source[src]
                 manifest_shards += self._write(src, "train", parts, arr, train_pos, dtype)
                 manifest_shards += self._write(src, "val", parts, arr, val_pos, dtype)
                 # repeats of held-out documents must not be trained on; trimmed documents
-                # are the surplus of the balance: both go to rejected/, decoded
+                # are the surplus of a source sized from the anchor: both go to rejected/, decoded
                 for reason, positions in ((VAL_REPEAT, arr["val_repeats"]), (TRIM, trimmed)):
                     for i in positions:
                         toks = parts[int(arr["part"][i])][0][int(arr["seq"][i])]
@@ -389,22 +530,46 @@ class MergeShards(PipelineStep):
                         rejected.write(doc, 0)
                         self.stat_update(f"dropped/{reason}")
                         self.stat_update(f"dropped_chars/{reason}", value=len(text))
+                # the reserve left unused was never part of the plan: counted, not written
+                if unused_reserve.size:
+                    self.stat_update(f"dropped/{RESERVE_UNUSED}", value=int(unused_reserve.size))
+                    self.stat_update(f"dropped_chars/{RESERVE_UNUSED}", value=int(arr["chars"][unused_reserve].sum()))
+                firsts = {}
+                for i in train_pos:
+                    firsts.setdefault(arr["ids"][int(i)], int(i))
+                train_tokens = int(arr["len"][train_pos].sum())
+                unique_train = int(sum(int(arr["len"][i]) for i in firsts.values()))
+                seen: dict[str, int] = {}
+                for i, (d, e) in enumerate(zip(arr["ids"], arr["epochs"])):
+                    if d not in seen or (e >= 0 and arr["epochs"][seen[d]] < 0):
+                        seen[d] = i
+                available = int(sum(int(arr["len"][i]) for i in seen.values()))
+                avail_train = available - int(arr["len"][val_pos].sum())
                 summary[src] = {
                     "train_documents": int(train_pos.size),
-                    "train_tokens": int(arr["len"][train_pos].sum()),
+                    "train_tokens": train_tokens,
                     "val_documents": int(val_pos.size),
                     "val_tokens": int(arr["len"][val_pos].sum()),
                     "trimmed_documents": int(trimmed.size),
                     "trimmed_tokens": int(arr["len"][trimmed].sum()),
                     "val_repeats_dropped": int(arr["val_repeats"].size),
+                    "available_tokens": available,
+                    "repeat_tokens": train_tokens - unique_train,
+                    "epochs": round(train_tokens / avail_train, 4) if avail_train > 0 else 0.0,
+                    "reserve_used_tokens": int(arr["len"][used_reserve].sum()),
+                    "reserve_unused_documents": int(unused_reserve.size),
+                    "reserve_unused_tokens": int(arr["len"][unused_reserve].sum()),
                 }
         total_train = sum(s["train_tokens"] for s in summary.values())
         psum = sum(planned.get(s, 0.0) for s in summary)
+        used_anchor = next((s for s, z in sizing.items() if z.get("anchor")), None)
         for src, s in summary.items():
             s["realised_share"] = round(s["train_tokens"] / total_train, 6) if total_train else 0.0
             if psum and src in planned:
                 s["planned_share"] = round(planned[src] / psum, 6)
                 s["deviation"] = round(abs(s["realised_share"] - s["planned_share"]) / s["planned_share"], 6)
+            if used_anchor:
+                s["anchor"] = src == used_anchor
 
         model = Path(self.model)
         manifest = {
@@ -421,7 +586,7 @@ class MergeShards(PipelineStep):
             "balance": {
                 "enabled": bool(self.tc["balance"]),
                 "tolerance": self.tc["balance_tolerance"],
-                "trimmed": any(m is not None for m in masks.values()),
+                "trimmed": any(z["keep"] is not None for z in sizing.values()),
                 "plan": os.path.relpath(Path(self.plan_path).resolve(), out.resolve())
                 if self.plan_path and Path(self.plan_path).is_file()
                 else None,

@@ -28,7 +28,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.config import Config
-from shikomi.core.documents import read_documents, resolve_input, text_bytes
+from shikomi.core.documents import input_files, read_documents, resolve_input, text_bytes
 from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
 from shikomi.core.sampling import seeded_uniform
@@ -77,7 +77,7 @@ class TrainTokenizer(PipelineStep):
         max_bytes = int(t["max_sentence_length"])
 
         # 1-2: the sample, as training lines
-        total_bytes = text_bytes(self.input_path)
+        total_bytes = text_bytes(self.input_path) - reserve_bytes(self.input_path)
         budget = t["sample_mb"] * 1e6
         rate = 1.0 if total_bytes <= budget else budget / total_bytes
         sample = work / "sample.txt"
@@ -86,6 +86,8 @@ class TrainTokenizer(PipelineStep):
             for doc in read_documents(self.input_path):
                 st["documents_in"] += 1
                 self.stat_update("docs_in")
+                if int(doc.metadata.get("epoch", 0) or 0) < 0:
+                    continue  # the mix's reserve (epoch -1) is not part of the planned mix
                 if rate < 1.0 and seeded_uniform(self.seed, "tokenizer", doc.id, doc.metadata.get("epoch", 0)) >= rate:
                     continue
                 lines, n_split = training_lines(doc.text, max_bytes)
@@ -203,6 +205,28 @@ class TrainTokenizer(PipelineStep):
         print(f"[tokenizer] {meta['vocab_size']:,} pieces in {st['train_s']:.1f}s -> {model}", flush=True)
         return
         yield
+
+
+def reserve_bytes(path: str) -> int:
+    """UTF-8 bytes of the mix's reserve (metadata.epoch = -1) in a Parquet stage input:
+    the sample rate is taken over the planned mix only."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    total = 0
+    for f in input_files(path):
+        if not f.endswith(".parquet"):
+            continue
+        pf = pq.ParquetFile(f)
+        meta = pf.schema_arrow.field("metadata").type if "metadata" in pf.schema_arrow.names else None
+        if meta is None or not hasattr(meta, "num_fields") or meta.get_field_index("epoch") < 0:
+            continue
+        t = pf.read(columns=["text", "metadata"])
+        epoch = pc.struct_field(t.column("metadata"), "epoch")
+        res = pc.fill_null(pc.less(epoch, 0), False)
+        if pc.any(res).as_py():
+            total += int(pc.sum(pc.binary_length(pc.filter(t.column("text"), res))).as_py() or 0)
+    return total
 
 
 def _explain(msg: str, t: dict) -> str:

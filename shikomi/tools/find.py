@@ -83,7 +83,7 @@ class StepIndex:
     def __init__(self, token_dir: Path, train_cfg, n_steps: int):
         from shikomi.train.data import TokenData, seq_len_at, tokens_before
 
-        self.data = TokenData(token_dir, train_cfg.seed)
+        self.data = TokenData(token_dir, train_cfg.seed, train_cfg.shuffle_block_docs)
         self.tc = train_cfg
         self.n_steps = n_steps
         self._seq_len_at = seq_len_at
@@ -103,25 +103,20 @@ class StepIndex:
         return lo
 
     def steps_of(self, shard: str, seq: int) -> list[dict]:
-        import numpy as np
-
         if self.n_steps <= 0 or shard not in self.shard_index:
             return []
         si = self.shard_index[shard]
         if self.data.shards[si].split != "train":
             return []
-        hits = np.nonzero((self.data.doc_shard == si) & (self.data.doc_seq == seq))[0]
-        if hits.size == 0:
+        doc = self.data.doc_of(si, seq)
+        if doc is None:
             return []
-        doc = int(hits[0])
         E = self.data.epoch_tokens
         candidates: set[int] = set()
         epoch = 0
         while epoch * E < self.end_pos:
-            order, cum = self.data.epoch_order(epoch)
-            j = int(np.nonzero(order == doc)[0][0])
-            a = epoch * E + int(cum[j])
-            b = a + int(self.data.doc_len[doc])
+            a = epoch * E + self.data.doc_start(doc, epoch)
+            b = a + self.data.doc_length(doc)
             if a < self.end_pos:
                 # a window of step s reads [T(s) + i·L, T(s) + (i+1)·L + 1): its last token can be the
                 # first token of the next step's range, hence a - 1
@@ -311,7 +306,7 @@ def main_batch(args, cfg=None) -> int:
     run_dir = run_dir_of(token_dir)
     full_cfg, cfg_from = train_settings(run_dir, cfg)
     tc = full_cfg.train
-    data = TokenData(token_dir, tc.seed)
+    data = TokenData(token_dir, tc.seed, tc.shuffle_block_docs)
     docs = data.documents(tc, step)
     n_steps, steps_from = trained_steps(run_dir, full_cfg)
     tf = TokenFolder(token_dir)

@@ -641,6 +641,15 @@ def format_scan(scan: Scan, flt: Filters, chars: int) -> str:
             )
             for rule, d in sorted(st.dropped.items(), key=lambda kv: -kv[1].documents):
                 out.append(f"    {rule:<32} {d.documents:>10,} docs {d.chars:>14,} chars")
+            for r in st.rules:  # transforms that count what they changed (pii_* masking, decontaminate cut)
+                name = (r.step or "").split(": ", 1)[-1]
+                if r.masked or r.found:
+                    verb, n, docs = (
+                        ("masked", r.masked, r.masked_docs) if r.masked else ("found", r.found, r.found_docs)
+                    )
+                    out.append(f"    {name:<32} {n:>10,} {verb} in {docs or 0:,} docs")
+                for bench, n in (r.cut or {}).items():
+                    out.append(f"    {name + '/' + bench:<32} {n:>10,} docs cut")
     out.append(f"  matched {scan.matched:,} of {scan.total:,} documents (filters: {flt.describe()})")
     if scan.by_status and scan.kind != "tokens":
         out.append("  by status: " + ", ".join(f"{k}={v:,}" for k, v in sorted(scan.by_status.items())))

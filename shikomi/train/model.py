@@ -21,12 +21,13 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 
 # GPT-3 table shapes (Brown et al. 2020, Table 2.1) for 125M and 1.3B; LINE's
-# japanese-large-lm 3.6B; Llama's 13B shape for GPT-3 13B.
+# japanese-large-lm 3.6B; Llama 2's 7B shape; Llama's 13B shape for GPT-3 13B.
 PRESETS: dict[str, dict] = {
     "tiny": dict(dim=64, n_layers=2, n_heads=4, ffn_dim=192),
     "125M": dict(dim=768, n_layers=12, n_heads=12),
     "1.3B": dict(dim=2048, n_layers=24, n_heads=16),
     "3.6B": dict(dim=3072, n_layers=30, n_heads=32),
+    "7B": dict(dim=4096, n_layers=32, n_heads=32, ffn_dim=11008),
     "13B": dict(dim=5120, n_layers=40, n_heads=40),
 }
 

@@ -21,6 +21,7 @@ import time
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +31,8 @@ import torch.distributed as dist
 from shikomi.core.schemas import MetricsLog
 from shikomi.train import checkpoint as ckpt
 from shikomi.train.data import TokenData, batch_split, seq_len_at, token_dir_for, tokens_before
+from shikomi.train.devices import bf16_supported, peak_bf16_flops
 from shikomi.train.model import Transformer, count_params, flops_per_token, loss_fn, model_args
-
-# dense bf16 peak FLOP/s per device: MFU is always against this peak
-PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "A10G": 125e12,
-    "L4": 121e12,
-    "V100": 125e12,
-    "MI300X": 1307e12,
-    "GH200": 989e12,
-    "B200": 2250e12,
-}
-
 
 # models larger than this are built on the meta device and initialised after sharding
 META_INIT_PARAMS = 1_000_000_000
@@ -99,9 +86,17 @@ class Trainer:
         self.out = cfg.stage_dir("train")
         self.metrics = MetricsLog(self.out)
         self.ckpt_root = self.out / "checkpoints"
-        self._stop = False
+        self._stop: str | None = None  # the name of the signal that asked to stop
+        # from the start: a signal during setup stops the run after its first step
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         self._setup_dist()
-        self.data = TokenData(token_dir_for(cfg), self.tc.seed)
+        # rank 0 builds the shared document index if it is missing (`shikomi train` builds it first)
+        if self.rank == 0:
+            self.data = TokenData(token_dir_for(cfg), self.tc.seed, self.tc.shuffle_block_docs)
+        dist.barrier()
+        if self.rank != 0:
+            self.data = TokenData(token_dir_for(cfg), self.tc.seed, self.tc.shuffle_block_docs)
         self._check_batch()
         self._build_model()
         self.pool = ThreadPoolExecutor(1)
@@ -129,9 +124,27 @@ class Trainer:
             self.device = torch.device("cuda", self.local_rank)
         else:
             self.device = torch.device("cpu")
+        if tc.deterministic:
+            # cuBLAS needs a fixed workspace for deterministic matmuls (set before the first CUDA call)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
+            dist.init_process_group(
+                "nccl" if want_cuda else "gloo",
+                timeout=timedelta(seconds=tc.dist_timeout_s),
+                device_id=self.device if want_cuda else None,
+            )
         self.bf16 = tc.precision == "bf16" or (tc.precision == "auto" and want_cuda)
+        if self.bf16 and want_cuda and not bf16_supported(torch.cuda.get_device_capability(self.device)):
+            name = torch.cuda.get_device_name(self.device)
+            if tc.precision == "bf16":
+                from shikomi.errors import UserError
+
+                raise UserError(f"train.precision is bf16 but {name} has no bf16 support (compute capability < 8.0)")
+            self.bf16 = False  # e.g. V100: fp32
+            if self.rank == 0:
+                print(f"[train] {name} has no bf16 support: training in fp32", file=sys.stderr)
 
     def _check_batch(self) -> None:
         self.per_rank, self.micro, self.accum = batch_split(self.tc, self.world)
@@ -166,6 +179,10 @@ class Trainer:
         fully_shard(model, mesh=mesh, mp_policy=mp)
         if big:
             model.to_empty(device=self.device)
+            if self.device.type != "cuda":
+                # DTensor's random ops are offset per shard on CUDA only; elsewhere every rank would
+                # draw the same numbers for its shard, so each rank gets its own stream
+                torch.manual_seed(tc.seed * 100_003 + self.rank)
             model.init_weights()
         self.model = model
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -181,13 +198,22 @@ class Trainer:
         self.peak = tc.peak_tflops * 1e12 if tc.peak_tflops else self._device_peak()
 
     def _device_peak(self) -> float | None:
+        """Dense bf16 peak of the device by its exact name; None (no MFU) on CPU, in fp32,
+        and on GPUs that are not in shikomi.train.devices.PEAK_BF16 (with a warning)."""
         if self.device.type != "cuda":
             return None
         name = torch.cuda.get_device_name(self.device)
-        for key, v in PEAK_FLOPS.items():
-            if key in name:
-                return v
-        return None
+        if not self.bf16:
+            if self.rank == 0:
+                print(f"[train] fp32 on {name}: no MFU (set train.peak_tflops to log one)", file=sys.stderr)
+            return None
+        peak = peak_bf16_flops(name)
+        if peak is None and self.rank == 0:
+            print(
+                f"[train] warning: no bf16 peak known for {name!r}; MFU is not logged (set train.peak_tflops)",
+                file=sys.stderr,
+            )
+        return peak
 
     # --- data ---
     def _local_batch(self, step: int) -> np.ndarray:
@@ -342,8 +368,24 @@ class Trainer:
             file=sys.stderr,
         )
 
-    def _on_sigterm(self, signum, frame) -> None:
-        self._stop = True
+    def _on_signal(self, signum, frame) -> None:
+        """SIGTERM or SIGINT: finish the step, checkpoint, exit 0. A second SIGINT
+        (Ctrl-C twice) aborts at once; the last complete checkpoint stays."""
+        name = signal.Signals(signum).name
+        if self._stop is not None and signum == signal.SIGINT:
+            print(f"\n[train] {name} again: aborting without a checkpoint", file=sys.stderr, flush=True)
+            os._exit(130)
+        if self._stop is None:
+            self._stop = name
+
+    def _write_stopped(self, step: int, path: Path | None) -> None:
+        """stopped.json: why and where a run stopped before max_steps (read by the launcher)."""
+        if self.rank != 0:
+            return
+        info = {"step": step, "signal": self._stop, "checkpoint": str(path) if path else None}
+        tmp = self.out / "stopped.json.tmp"
+        tmp.write_text(json.dumps(info) + "\n")
+        tmp.replace(self.out / "stopped.json")
 
     # --- the loop ---
     def fit(self) -> dict:
@@ -371,8 +413,9 @@ class Trainer:
         if self.rank == 0:
             self.metrics.truncate(start)
         self._truncate_log("spikes.jsonl", start)
+        if self.rank == 0:
+            (self.out / "stopped.json").unlink(missing_ok=True)
         dist.barrier()
-        signal.signal(signal.SIGTERM, self._on_sigterm)
         tb = self._tensorboard() if self.rank == 0 and tc.tensorboard else None
         bar = None
         if self.rank == 0 and tc.progress:
@@ -434,7 +477,9 @@ class Trainer:
             if (tc.eval_interval and done % tc.eval_interval == 0) or done == self.max_steps:
                 last_eval = self.evaluate()
                 row.update(last_eval)
-            stop = torch.tensor(int(self._stop), device=self.device)
+            if tc.inject_step_sleep_s:
+                time.sleep(tc.inject_step_sleep_s)
+            stop = torch.tensor(int(self._stop is not None), device=self.device)
             dist.all_reduce(stop, op=dist.ReduceOp.MAX)
             if self.rank == 0 and (logged or "skipped" in row or last_eval.keys() & row.keys()):
                 self.metrics.append(row)
@@ -446,19 +491,25 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{res['loss']:.3f}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
             step = done
+            saved = None
             if (tc.checkpoint_interval and step % tc.checkpoint_interval == 0) or step == self.max_steps or int(stop):
-                self.save(step)
+                saved = self.save(step)
                 last_saved = step
-            if int(stop):
+            if int(stop) and step < self.max_steps:
+                self._stop = self._stop or "SIGTERM"  # another rank was signalled
+                self._write_stopped(step, saved)
                 if self.rank == 0:
-                    print(f"\n[train] SIGTERM: saved step {step}; rerun with --resume to continue", file=sys.stderr)
+                    print(f"\n[train] {self._stop}: saved step {step} to {saved}", file=sys.stderr, flush=True)
                 break
         if bar is not None:
             bar.close()
         if tb is not None:
             tb.close()
         self.pool.shutdown()
-        return {"step": step, "last_saved": last_saved, **last_eval}
+        out = {"step": step, "last_saved": last_saved, **last_eval}
+        if step < self.max_steps and self._stop:
+            out["stopped"] = self._stop
+        return out
 
     def _tensorboard(self):
         try:

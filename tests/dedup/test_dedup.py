@@ -177,6 +177,18 @@ def test_stage_drops_copies_and_near_duplicates(corpus, baseline):
     assert dd["lines"]["lines_removed"] == len(truth["footer_docs"])
 
 
+def test_kept_documents_carry_their_cluster_size(corpus, baseline):
+    from shikomi.core.documents import read_documents
+
+    _, _, truth = corpus
+    out, _ = baseline
+    sizes = {d.id: d.metadata.get("dup_cluster_size") for d in read_documents(out / "data")}
+    survivors = {orig for _, orig in truth["exact"] + truth["near"]}
+    # every kept document has a size: 2 for the survivor of a pair, 1 for a document without duplicates
+    assert sizes and all(v is not None for v in sizes.values())
+    assert {d: v for d, v in sizes.items() if v != 1} == {d: 2 for d in survivors}
+
+
 def test_line_removal_rejects_documents_left_too_short(tmp_path):
     menu = "ホーム\nニュース一覧\n会社概要\nお問い合わせ"
     rng = random.Random(3)

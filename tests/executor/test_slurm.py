@@ -240,3 +240,141 @@ def test_trainer_sbatch_passes_test_only_and_trains_on_slurm(slurm, tmp_path, sa
     assert steps == [0, 1, 2], log[-3000:]  # three optimizer steps
     assert "rendezvous" in log
     assert "last logged step 2" in shikomi("status", str(tmp_path / "trun"), cwd=tmp_path).stdout
+
+
+def _log_of(run: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted((run / "train" / "slurm").glob("*.out")))
+
+
+def _train_steps(run: Path) -> dict[int, dict]:
+    p = run / "train" / "metrics.jsonl"
+    rows = [json.loads(ln) for ln in p.read_text().splitlines() if ln.endswith("}")] if p.is_file() else []
+    return {r["step"]: r for r in rows}
+
+
+def _until(cond, timeout: float, what: str, log=lambda: ""):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}\n{log()[-3000:]}")
+
+
+def test_train_job_checkpoints_at_the_time_limit_requeues_resumes_and_survives_scancel(slurm, tmp_path, sample):
+    """A 3-minute train job with `--signal=B:USR1@60`: at the signal the trainer saves
+    the step it is at and the job requeues itself; the restart resumes from there;
+    `scancel` of the running job leaves a complete checkpoint and shows as a
+    preemption; a new submit finishes the run, whose loss trace equals an
+    uninterrupted local run's bit for bit."""
+    from shikomi.train import checkpoint as ckpt
+    from shikomi.train.synthetic import synthetic_token_folder
+
+    steps = 300
+    cfg = slurm_config(
+        tmp_path,
+        sample,
+        "pre",
+        train={"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 1, "time": "00:03:00", "signal_before_s": 60},
+    )
+    data = yaml.safe_load(cfg.read_text())
+    data["train"] = {
+        "model": {"preset": "tiny"},
+        "seq_len": 32,
+        "global_batch_size": 2,
+        "micro_batch_size": 1,
+        "max_steps": steps,
+        "eval_interval": 0,
+        "checkpoint_interval": 0,  # every checkpoint before the end is a signal's
+        "progress": False,
+        "device": "cpu",
+        "eval_sequences": 2,
+        "inject_step_sleep_s": 0.4,  # the tiny model is too fast to be caught by a time limit otherwise
+    }
+    cfg.write_text(yaml.safe_dump(data))
+    run = tmp_path / "pre"
+    synthetic_token_folder(run / "tokenize", vocab_size=256, docs_per_source=20)
+    script = shikomi("submit", "--config", str(cfg), "--stages", "train", "--dry-run", cwd=tmp_path)
+    text = (run / "submit" / "dry-run" / "01-train.sbatch").read_text()
+    assert "#SBATCH --signal=B:USR1@60" in text and "#SBATCH --requeue" in text
+    assert "--cpus-per-task=1 --mem=0" in text and "--shutdown_timeout=60" in text, script.stdout
+    shikomi("submit", "--config", str(cfg), "--stages", "train", cwd=tmp_path)
+    job = record(run)["jobs"][-1]["job_id"]
+    root = run / "train/checkpoints"
+
+    def release_hold():
+        # a requeued job waits CredExpire (120 s by default) before it may start again; skip that wait
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+
+    def saved_steps() -> list[int]:
+        return [int(ln.split("saved step ")[1].split()[0]) for ln in _log_of(run).splitlines() if ": saved step " in ln]
+
+    # 1. the time-limit signal: a checkpoint at the step reached, then a requeue and a resume from it
+    _until(lambda: f"job {job} requeued" in _log_of(run), 300, "the time-limit requeue", lambda: _log_of(run))
+    first = saved_steps()[0]
+    assert 0 < first < steps and (ckpt.step_dir(root, first) / ckpt.COMPLETE).is_file()
+    # 2. scancel of the job while it trains again: the workers save before KillWait; a preemption, not a failure
+    while True:
+        n = _log_of(run).count("time limit near")
+        release_hold()
+        resumed = ckpt.step_dir(root, saved_steps()[-1])
+        _until(lambda r=resumed: f"resumed from {r}" in _log_of(run), 300, "the resume", lambda: _log_of(run))
+        start = int(resumed.name.split("_")[1])
+        _until(
+            lambda s=start, n=n: max(_train_steps(run), default=0) >= s + 2
+            or _log_of(run).count("time limit near") > n,
+            300,
+            "steps after the resume",
+            lambda: _log_of(run),
+        )
+        if _log_of(run).count("time limit near") == n:  # still training in this allocation
+            break
+        _until(lambda n=n: _log_of(run).count(f"job {job} requeued") > n, 120, "the next requeue", lambda: _log_of(run))
+    subprocess.run(["scancel", job], check=True)
+    from shikomi.executor.slurm import wait_for
+
+    wait_for([job], 1, quiet=True)
+    stopped = json.loads((run / "train/stopped.json").read_text())
+    assert stopped["step"] > start and stopped["signal"] == "SIGTERM", _log_of(run)[-3000:]
+    assert ckpt.latest(root) == ckpt.step_dir(root, stopped["step"])
+    assert "train: preempted (SIGTERM)" in _log_of(run)
+    st = shikomi("status", str(run), cwd=tmp_path).stdout
+    assert f"preempted at step {stopped['step']}" in st and "incomplete" in st, st
+    # 3. a new submission (with time to finish) resumes from the scancel checkpoint and finishes
+    shikomi(
+        "submit",
+        "--config",
+        str(cfg),
+        "--stages",
+        "train",
+        "--wait",
+        "--set",
+        "executor.slurm.train.time=00:15:00",
+        cwd=tmp_path,
+    )
+    # the uninterrupted reference: the same config, one local process, without the sleeps
+    ref = shikomi(
+        "train",
+        "--config",
+        str(cfg),
+        "--output",
+        str(tmp_path / "ref"),
+        "--input",
+        str(run / "tokenize"),
+        "--nproc",
+        "1",
+        "--set",
+        "train.inject_step_sleep_s=0",
+        "--set",
+        "executor.kind=local",
+        cwd=tmp_path,
+    )
+    assert "steps 0..299" in ref.stdout
+    got, want = _train_steps(run), _train_steps(tmp_path / "ref")
+    assert sorted(got) == list(range(steps)), _log_of(run)[-3000:]
+    for s in range(steps):
+        for key in ("loss", "grad_norm", "lr", "batch_crc"):
+            assert got[s][key] == want[s][key], (s, key)
+    assert "last logged step 299" in shikomi("status", str(run), cwd=tmp_path).stdout

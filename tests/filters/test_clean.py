@@ -99,7 +99,10 @@ def test_unknown_rule_and_bad_parameter_are_one_line_errors():
     cfg = load_config(None, {"clean": {"profile": "nonexistent"}})
     with pytest.raises(UserError, match="unknown clean profile"):
         build_rules(cfg.clean)
-    cfg = load_config(None, {"clean": {"rules": {"not_in_profile": {"x": 1}}}})
+    cfg = load_config(None, {"clean": {"rules": {"not_a_rule": {"x": 1}}}})
+    with pytest.raises(UserError, match="unknown rule 'not_a_rule'"):
+        build_rules(cfg.clean)
+    cfg = load_config(None, {"clean": {"rules": {"rare_kuten": {"min": 1}}}})  # a rule, not in the default profile
     with pytest.raises(UserError, match="not in profile"):
         build_rules(cfg.clean)
 
@@ -108,10 +111,13 @@ def test_profile_overrides_and_classifier_note():
     cfg = load_config(None, {"clean": {"rules": {"hiragana_fraction": {"min": 0.3}, "ads": False}}})
     rules, notes = build_rules(cfg.clean)
     names = [r.rule for r in rules]
-    assert "ads" not in names and "quality_classifier" not in names
+    assert "ads" not in names and "quality_classifier" in names  # the shipped model runs by default
     assert "too_many_nouns" in names and "word_repetition" in names  # POS filters run by default
     assert next(r for r in rules if r.rule == "hiragana_fraction").params.min == 0.3
-    assert any("quality_classifier" in n for n in notes)
+    assert not any("quality_classifier" in n for n in notes)
+    rules, notes = build_rules(load_config(None, {"clean": {"rules": {"quality_classifier": False}}}).clean)
+    assert "quality_classifier" not in [r.rule for r in rules]
+    assert any("quality_classifier: turned off" in n for n in notes)
 
 
 def test_templated_seo_lines_are_dropped_with_reason():
@@ -246,16 +252,17 @@ def test_stage_keeps_drops_and_explains(clean_runs):
     assert reasons["doc-0001"].split(":")[0] in {"average_sentence_length", "char_repetition", "duplicate_char_ngrams"}
     assert ":" in reasons["doc-0001"]  # the value that tripped it
     masked = next(r for r in kept if r["id"] == "doc-0003")
-    assert "03-1234-XXXX" in masked["text"]
+    assert "連絡先は[PHONE]です。" in masked["text"] and "03-1234-5678" not in masked["text"]
     assert masked["metadata"]["url"] == "https://example.jp/3"
     stats = json.loads((stage / "stats.json").read_text())
     assert stats["documents_in"] == 120 and stats["documents_out"] == len(kept)
     assert sum(d["documents"] for d in stats["dropped"].values()) == len(rejected)
     steps = {s["step"].split(": ", 1)[-1]: s for s in stats["rules"]}
-    for name in ("hiragana_fraction", "too_many_nouns", "word_repetition", "mask_personal_information"):
+    for name in ("hiragana_fraction", "too_many_nouns", "word_repetition", "pii_phone"):
         assert name in steps and "time_s" in steps[name] and "chars_in" in steps[name]
     assert steps["accept_japanese"]["dropped"] == {"accept_japanese": 30}
-    assert steps["mask_personal_information"]["chars_out"] <= steps["mask_personal_information"]["chars_in"]
+    assert steps["pii_phone"]["masked"] == steps["pii_phone"]["masked_docs"] == 30  # one number in each
+    assert steps["pii_email"].get("masked") is None
     assert stats["clean_profile"]["profile"] == "default"
 
 

@@ -23,23 +23,27 @@ def _jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def write_clean_stage(shared: Path, run_dir: Path, limit: int | None = None, long_doc: bool = True) -> Path:
+# duplicate-cluster sizes given to the leads in turn when asked (dedup writes them as
+# metadata.dup_cluster_size): mostly singletons, some pairs and triples, a few large clusters
+CLUSTER_SIZES = (1, 1, 1, 1, 1, 1, 2, 3, 4, 7, 1, 1, 150, 2, 1, 1200, 1, 30, 1, 1)
+
+
+def write_clean_stage(
+    shared: Path, run_dir: Path, limit: int | None = None, long_doc: bool = True, cluster_sizes: bool = False
+) -> Path:
     """<run_dir>/clean/data/00000.parquet from Japanese Wikipedia leads (as the clean stage writes)."""
     rows = _jsonl(shared / JA_TRAIN)[:limit]
     out = []
-    for r in rows:
-        out.append(
-            {
-                "id": f"jawiki/{r['id']}",
-                "text": r["text"],
-                "metadata": {
-                    "source": "CC-MAIN-2024-22",
-                    "url": f"https://ja.wikipedia.org/?curid={r['id']}",
-                    "language": "ja",
-                    "language_score": 0.99,
-                },
-            }
-        )
+    for i, r in enumerate(rows):
+        meta = {
+            "source": "CC-MAIN-2024-22",
+            "url": f"https://ja.wikipedia.org/?curid={r['id']}",
+            "language": "ja",
+            "language_score": 0.99,
+        }
+        if cluster_sizes:
+            meta["dup_cluster_size"] = CLUSTER_SIZES[i % len(CLUSTER_SIZES)]
+        out.append({"id": f"jawiki/{r['id']}", "text": r["text"], "metadata": meta})
     if long_doc:
         # one document with a single line far longer than SentencePiece's max_sentence_length
         text = "".join(r["text"].replace("\n", "") for r in rows[:60])
@@ -52,6 +56,7 @@ def write_clean_stage(shared: Path, run_dir: Path, limit: int | None = None, lon
                     "url": "https://ja.wikipedia.org/long",
                     "language": "ja",
                     "language_score": 0.99,
+                    **({"dup_cluster_size": 1} if cluster_sizes else {}),
                 },
             }
         )

@@ -41,16 +41,18 @@ def _counts(n: int, tok: int | np.ndarray, seed: int = 0) -> dict:
 
 def test_select_downsamples_to_target():
     c = _counts(1000, np.arange(1, 1001) % 97 + 3)
-    base, thr, fill, et, ed = select(c["keys"], c["tokens"], 12_345)
+    base, thr, fill, et, ed, rkey, runits = select(c["keys"], c["tokens"], 12_345, reserve=0.3)
     assert base == 0 and thr is not None
     assert 12_345 - 3 < et <= 12_345  # lands on the target to the smallest document
     assert 0 < ed < 1000
+    # the reserve: the next documents in key order, about 30% of the target
+    assert rkey is not None and 0.3 * 12_345 <= runits < 0.3 * 12_345 + 100
 
 
 def test_select_upsamples_whole_epochs_then_a_sample():
     c = _counts(200, 10)
-    base, thr, fill, et, ed = select(c["keys"], c["tokens"], 2.5 * 2000)
-    assert base == 2
+    base, thr, fill, et, ed, rkey, _ = select(c["keys"], c["tokens"], 2.5 * 2000, reserve=0.3)
+    assert base == 2 and rkey is None  # every document is used: no reserve
     assert et == 5000 and ed == 500  # 2 full epochs + half of the documents once more
 
 
@@ -62,7 +64,7 @@ def test_plan_uneven_sources_hits_ratios():
         {"name": "code", "label": "sc", "path": "w", "format": "starcoder"},
     ]
     counts = [_counts(3000, 50, 1), _counts(5000, 120, 2), _counts(40, 5000, 3), _counts(4000, 80, 4)]
-    plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, 600_000, warn_epochs=4.0)
+    plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, 600_000, max_epochs=4.0)
     s = plan["sources"]
     assert s["ja"]["epochs"] == pytest.approx(2.0, abs=0.01)  # 300k wanted of 150k: upsampled
     assert s["ja"]["inputs"][0]["base_epochs"] == 2
@@ -72,7 +74,8 @@ def test_plan_uneven_sources_hits_ratios():
     assert abs(e1 - e2) < 0.05
     for g, r in {"ja": 0.5, "en": 0.4, "code": 0.1}.items():
         assert abs(s[g]["expected_share"] - r) / r < 0.005
-    assert plan["warnings"] == []
+    # the repeat is said, but 2 epochs is no warning about repeated data
+    assert plan["warnings"] == ["total_tokens=600,000 is more than the data gives once: ja repeated 2.00 times"]
 
 
 def test_plan_warns_above_four_epochs_and_defaults_to_no_repeat():
@@ -81,12 +84,62 @@ def test_plan_warns_above_four_epochs_and_defaults_to_no_repeat():
         {"name": "en", "label": "en", "path": "y", "format": "jsonl"},
     ]
     counts = [_counts(100, 10, 1), _counts(1000, 10, 2)]
-    plan = make_plan(inputs, counts, {"ja": 1, "en": 1}, 20_000, warn_epochs=4.0)
+    plan = make_plan(inputs, counts, {"ja": 1, "en": 1}, 20_000, max_epochs=4.0)
     assert plan["sources"]["ja"]["epochs"] == pytest.approx(10.0)
     assert any("ja" in w and "Muennighoff" in w for w in plan["warnings"])
-    plan = make_plan(inputs, counts, {"ja": 1, "en": 1}, None, warn_epochs=4.0)
+    plan = make_plan(inputs, counts, {"ja": 1, "en": 1}, None, max_epochs=4.0)
     assert plan["sources"]["ja"]["epochs"] == pytest.approx(1.0)  # default total repeats nothing
     assert plan["sources"]["en"]["epochs"] == pytest.approx(0.1)
+
+
+def test_plan_scarce_source_is_the_anchor_and_is_used_in_full():
+    inputs = [
+        {"name": "ja", "label": "ja", "path": "x", "format": "auto"},
+        {"name": "en", "label": "en", "path": "y", "format": "jsonl"},
+        {"name": "code", "label": "c", "path": "z", "format": "starcoder"},
+    ]
+    counts = [_counts(2000, 50, 1), _counts(3000, 100, 2), _counts(300, 200, 3)]
+    plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, None, 4.0, reserve=0.3)
+    s = plan["sources"]
+    # ja has 100k tokens for a 0.5 share: the scarcest, used once in full; en and code sized from it
+    assert plan["anchor"] == "ja" and s["ja"]["anchor"]
+    assert s["ja"]["expected_tokens"] == 100_000 and s["ja"]["epochs"] == 1.0
+    assert s["en"]["expected_tokens"] == 80_000 and s["code"]["expected_tokens"] == 20_000
+    assert s["ja"]["reserve_tokens"] == 0 and s["en"]["reserve_tokens"] >= 0.3 * 80_000
+    # an explicit total above the data: every source repeats to its share, and it is said
+    plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, 1_000_000, 4.0)
+    s = plan["sources"]
+    assert s["ja"]["epochs"] == pytest.approx(5.0) and s["en"]["epochs"] == pytest.approx(400_000 / 300_000, abs=1e-3)
+    for g, r in {"ja": 0.5, "en": 0.4, "code": 0.1}.items():
+        assert abs(s[g]["expected_share"] - r) < 0.005
+    assert s["ja"]["repeat_tokens"] == 400_000
+    assert any("repeated 5.00 times" in w for w in plan["warnings"])
+    assert any("total_tokens=1,000,000 is more than the data" in w and "en repeated" in w for w in plan["warnings"])
+    # an anchor that is not the scarcest: the others are repeated and the plan warns
+    plan = make_plan(inputs, counts, {"ja": 5, "en": 4, "code": 1}, None, 4.0, anchor="en")
+    assert plan["sources"]["en"]["epochs"] == 1.0 and plan["sources"]["ja"]["epochs"] > 1
+    assert any("'ja' is too small for its share" in w for w in plan["warnings"])
+
+
+def test_plan_rehydration_counts_repeats_and_keeps_the_shares():
+    from shikomi.mix.stage import rehydration_copies
+
+    table = {1: 1, 2: "size", 4: 3, 5: 5, 100: 8, 1000: 1}
+    sizes = [1, 2, 3, 4, 5, 99, 100, 999, 1000, 5000]
+    assert [rehydration_copies({"dup_cluster_size": n}, table) for n in sizes] == [1, 2, 3, 3, 5, 5, 8, 8, 1, 1]
+    assert rehydration_copies({}, table) == 1 and rehydration_copies({"dup_cluster_size": 7}, None) == 1
+    inputs = [
+        {"name": "ja", "label": "ja", "path": "x", "format": "auto"},
+        {"name": "en", "label": "en", "path": "y", "format": "jsonl"},
+    ]
+    ja = _counts(1000, 40, 1)
+    ja["weights"] = np.asarray([rehydration_copies({"dup_cluster_size": 1 + i % 7}, table) for i in range(1000)])
+    plan = make_plan(inputs, [ja, _counts(5000, 60, 2)], {"ja": 1, "en": 1}, None, 4.0)
+    s = plan["sources"]
+    rehydrated = int((ja["tokens"] * ja["weights"]).sum())
+    assert s["ja"]["expected_tokens"] == rehydrated and s["ja"]["available_tokens"] == 40_000
+    assert s["ja"]["rehydration_tokens"] == rehydrated - 40_000 == s["ja"]["repeat_tokens"]
+    assert abs(s["en"]["expected_tokens"] - rehydrated) <= 60 and s["en"]["rehydration_tokens"] == 0
 
 
 def test_plan_empty_source_is_a_user_error():
@@ -227,12 +280,17 @@ def test_mix_stage_layouts_sampling_and_outputs(tmp_path):
     assert plan["sources"]["en"]["epochs"] < 1 and plan["sources"]["code"]["epochs"] < 1
 
     out = _read_out(mix / "data")
-    by_source = Counter(r["metadata"]["source"] for r in out)
+    planned = [r for r in out if r["metadata"]["epoch"] >= 0]
+    by_source = Counter(r["metadata"]["source"] for r in planned)
+    reserve = Counter(r["metadata"]["source"] for r in out if r["metadata"]["epoch"] == -1)
     for g, s in plan["sources"].items():
         assert by_source[g] == s["expected_documents"]
+        # the reserve (epoch -1): documents beyond the estimate, for the sources sized from the anchor
+        assert reserve[g] == sum(x["reserve_documents"] for x in s["inputs"])
+        assert (reserve[g] > 0) == (g != "ja")  # ja is the anchor (repeated); en and code are subsampled
         assert sorted(p.parent.name for p in (mix / "data").rglob("*.parquet") if g in str(p)) != []
     # the previous `source` of stage documents is kept as origin
-    ja = [r for r in out if r["metadata"]["source"] == "ja"]
+    ja = [r for r in planned if r["metadata"]["source"] == "ja"]
     assert {r["metadata"]["origin"] for r in ja} == {"CC-MAIN-2024-22"}
     # repeats carry their epoch; the same id appears once per epoch
     reps = Counter(r["id"] for r in ja)
@@ -304,7 +362,8 @@ def test_mix_counts_with_the_tokenizer_when_present(tmp_path):
     out = _read_out(tmp_path / "mix" / "data")
     got = Counter()
     for r in out:
-        got[r["metadata"]["source"]] += len(sp.encode(r["text"])) + 1
+        if r["metadata"]["epoch"] >= 0:
+            got[r["metadata"]["source"]] += len(sp.encode(r["text"])) + 1
     for g, s in plan["sources"].items():
         assert got[g] == s["expected_tokens"]  # exact: counted with the same tokenizer
 

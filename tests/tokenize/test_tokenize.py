@@ -24,7 +24,7 @@ from shikomi.config import load_config
 from shikomi.errors import UserError
 from shikomi.executor.run import run_stage
 from shikomi.tokenize.spm import split_long, training_lines
-from shikomi.tokenize.stage import balance, first_fit
+from shikomi.tokenize.stage import closest_fit, first_fit, size_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_IN_MIX = 120  # standard-library modules in the mix; the rest are held out
@@ -88,18 +88,29 @@ def test_split_long_respects_bytes_and_keeps_text():
     assert "".join(lines[1:]) == line
 
 
-def test_first_fit_and_balance():
+def test_first_fit_and_size_sources():
     lengths = np.array([50, 30, 20, 10, 5, 5])
     keep = first_fit(lengths, 64)
     # the prefix under the target (50), then later documents that still fit (10)
     assert keep.tolist() == [True, False, False, True, False, False]
+    # closest: a swap (10 out, 20 in) lands on 70 exactly
+    assert int(lengths[closest_fit(lengths, 70)].sum()) == 70
     rng = np.random.default_rng(0)
-    lens = {"ja": rng.integers(10, 200, 3000), "en": rng.integers(100, 2000, 800), "code": rng.integers(1000, 9000, 30)}
-    masks = balance(lens, {"ja": 5, "en": 4, "code": 1}, 0.002)
-    got = {s: int(lens[s][m].sum()) if m is not None else int(lens[s].sum()) for s, m in masks.items()}
+    train = {"ja": rng.integers(10, 200, 3000), "en": rng.integers(100, 2000, 800), "code": rng.integers(1000, 9000, 5)}
+    reserve = {"ja": np.zeros(0, np.int64), "en": rng.integers(100, 2000, 100), "code": rng.integers(1000, 9000, 3)}
+    sz = size_sources(train, reserve, {"ja": 5, "en": 4, "code": 1}, "ja", 0.002)
+    # the anchor keeps every document; en is trimmed, code uses its reserve, then repeats
+    assert sz["ja"]["keep"] is None and sz["ja"]["anchor"]
+    assert sz["en"]["keep"] is not None and not sz["en"]["reserve"].any()
+    assert sz["code"]["reserve"].all() and sz["code"]["passes"] >= 1
+    got = {"ja": int(train["ja"].sum()), "en": int(train["en"][sz["en"]["keep"]].sum())}
+    pool = np.concatenate([train["code"], reserve["code"]])
+    got["code"] = int(pool.sum()) * (1 + sz["code"]["passes"]) + int(pool[sz["code"]["prefix"]].sum())
     total = sum(got.values())
     for s, r in {"ja": 0.5, "en": 0.4, "code": 0.1}.items():
-        assert abs(got[s] / total - r) / r <= 0.002
+        assert abs(got[s] / total - r) <= 0.005, s
+    # without a plan (no ratios) nothing is sized
+    assert all(z["keep"] is None and z["passes"] == 0 for z in size_sources(train, reserve, {}, None, 0.002).values())
 
 
 # --------------------------------------------------------------------------- the chain on real text
@@ -178,8 +189,87 @@ def test_realised_ratio_matches_plan(chain):
         {g: s["trimmed_tokens"] for g, s in man["sources"].items()},
     )
     for g, r in plan["ratios"].items():
-        assert abs(train[g] / total - r) / r <= 0.005, g
+        assert abs(train[g] / total - r) <= 0.005, g  # within half a point, by real tokens
         assert man["sources"][g]["realised_share"] == pytest.approx(train[g] / total, abs=1e-6)
+    # no Japanese token is dropped to fix the ratio: ja is the anchor, and every planned copy is trained on
+    assert plan["anchor"] == "ja" and man["sources"]["ja"]["anchor"]
+    assert man["sources"]["ja"]["trimmed_tokens"] == 0
+    # validation takes at most its configured fraction of each source's tokens
+    for g, s in man["sources"].items():
+        assert s["val_tokens"] <= 0.1 * s["available_tokens"], g
+
+
+def _train_shares(run: Path) -> tuple[dict, dict, dict]:
+    man = json.loads((run / "tokenize" / "manifest.json").read_text())
+    train = Counter()
+    for sh in man["shards"]:
+        if sh["split"] == "train":
+            train[sh["source"]] += sh["tokens"]
+    total = sum(train.values())
+    return {g: t / total for g, t in train.items()}, man, json.loads((run / "mix" / "plan.json").read_text())
+
+
+def _rerun_mix_and_tokenize(chain, run: Path, capsys, **over) -> str:
+    """mix and tokenize again in `run`, with the chain's clean input and tokenizer (so
+    the mix counts with the real tokenizer); returns what they printed."""
+    from shikomi.core.stats import print_summary
+    from shikomi.pipeline.chain import build_stage
+
+    for d in ("clean", "tokenizer"):
+        if not (run / d).exists():
+            shutil.copytree(chain["run"] / d, run / d)
+    cfg = _cfg(run, chain["root"], **over)
+    capsys.readouterr()
+    for name in ("mix", "tokenize"):
+        print_summary(run_stage(build_stage(name, cfg), cfg), run / name)
+    return capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_total_tokens_above_the_data_repeats_the_abundant_sources(chain, tmp_path, capsys):
+    run = tmp_path / "run"
+    out = _rerun_mix_and_tokenize(chain, run, capsys, mix={"total_tokens": 6_000_000})
+    shares, man, plan = _train_shares(run)
+    print(out)
+    print("realised shares:", {g: round(v, 5) for g, v in shares.items()})
+    assert plan["counted_with"]["method"] == "tokenizer"  # exact counts: plan.json shares are real token shares
+    for g in ("ja", "en"):
+        assert plan["sources"][g]["epochs"] > 1  # the anchor and the abundant English repeated
+        assert plan["sources"][g]["repeat_tokens"] > 0 and man["sources"][g]["repeat_tokens"] > 0
+    assert plan["sources"]["code"]["epochs"] < 1  # 120 modules are still more than 10% of the total
+    for g, r in plan["ratios"].items():
+        assert abs(shares[g] - r) <= 0.005, g
+    assert man["sources"]["ja"]["trimmed_tokens"] == 0
+    # the console says it: the repeat, the warning above max_epochs, the per-source table
+    assert "is more than the data gives once" in out and "ja repeated" in out and "en repeated" in out
+    assert "warning: mix source 'ja' is repeated" in out and "(> 4 epochs" in out
+    assert "(anchor)" in out and "train tokens" in out
+
+
+@pytest.mark.realdata
+def test_rehydration_keeps_the_shares_and_reports_repeat_tokens(chain, shared_data, tmp_path, capsys):
+    from helpers.mix_inputs import write_clean_stage
+
+    run = tmp_path / "run"
+    write_clean_stage(shared_data, run, cluster_sizes=True)
+    out = _rerun_mix_and_tokenize(chain, run, capsys, mix={"total_tokens": None, "rehydration": {"enabled": True}})
+    shares, man, plan = _train_shares(run)
+    print(out)
+    print("realised shares:", {g: round(v, 5) for g, v in shares.items()})
+    ja = plan["sources"]["ja"]
+    # 1200-document clusters weigh 1, 150 weigh 8, 30 and 7 weigh 5, 4 weighs 3, 2 and 3 their size
+    assert plan["rehydration"]["2"] == "size" and ja["rehydration_tokens"] > 0
+    assert ja["repeat_tokens"] == ja["rehydration_tokens"]  # no total: ja is used once, rehydrated
+    assert ja["expected_tokens"] == ja["available_tokens"] + ja["rehydration_tokens"]
+    assert plan["sources"]["en"]["rehydration_tokens"] == 0  # no cluster sizes there
+    copies = Counter(r["id"] for r in _mix_docs(run) if r["metadata"]["source"] == "ja")
+    sizes = {r["id"]: r["metadata"]["dup_cluster_size"] for r in _mix_docs(run) if r["metadata"]["source"] == "ja"}
+    weight = {1: 1, 2: 2, 3: 3, 4: 3, 7: 5, 30: 5, 150: 8, 1200: 1}
+    assert all(copies[d] == weight[n] for d, n in sizes.items())
+    for g, r in plan["ratios"].items():
+        assert abs(shares[g] - r) <= 0.005, g
+    assert man["sources"]["ja"]["trimmed_tokens"] == 0 and man["sources"]["ja"]["repeat_tokens"] > 0
+    assert "repeats(rehydration)" in out
 
 
 @pytest.mark.realdata
@@ -230,9 +320,18 @@ def test_shards_round_trip_with_independent_reader(chain):
             rejected[(r["metadata"]["source"], r["id"])] += 1
             reasons[r["metadata"]["reject_reason"]] += 1
             assert r["text"] == text_of[(r["metadata"]["source"], r["id"])]
-    assert seen + rejected == mixed_count
+    # every mixed document is in a shard, in rejected/ with its reason, or an unused reserve
+    # document (epoch -1, counted in stats.json); sources sized from ja may repeat documents
+    reserve = {(r["metadata"]["source"], r["id"]) for r in mixed if r["metadata"]["epoch"] == -1}
+    planned = {k for k in mixed_count if k not in reserve}
+    assert planned <= set(seen) | set(rejected)
+    assert set(mixed_count) == set(seen) | set(rejected) | reserve
     assert set(reasons) <= {"ratio_trim", "val_repeat"}
+    assert not [k for k in rejected if k[0] == "ja" and k not in split_ids["val"]]  # ja: val repeats only
     assert reasons["val_repeat"] > 0  # ja is repeated, so held-out ja documents had copies
+    stats = json.loads((tok_dir / "stats.json").read_text())
+    unused = len(reserve - set(seen))
+    assert stats["dropped"].get("reserve_unused", {"documents": 0})["documents"] == unused
 
 
 @pytest.mark.realdata
@@ -348,6 +447,29 @@ def test_kill_during_tokenize_then_rerun_is_identical(chain, tmp_path):
         for suf in (".bin", ".idx"):
             assert sha256(b / (s["path"] + suf)) == sha256(a / (s["path"] + suf))
     assert not (b / "_parts").exists()
+
+
+def test_demo_keeps_every_japanese_token_and_explains_every_dropped_document(tmp_path):
+    """The demo up to tokenize: its one large code file must not cost Japanese tokens."""
+    stages = "extract,langid,dedup,clean,mix,train-tokenizer,tokenize"
+    cmd = [sys.executable, "-m", "shikomi.cli", "run", "--config", "configs/demo.yaml", "-o", str(tmp_path)]
+    r = subprocess.run([*cmd, "--stages", stages], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    shares, man, plan = _train_shares(tmp_path)
+    print("\n" + r.stdout[r.stdout.index("[mix]") :])
+    assert plan["anchor"] == "ja" and man["sources"]["ja"]["trimmed_tokens"] == 0
+    for g, ratio in plan["ratios"].items():
+        assert abs(shares[g] - ratio) <= 0.005, g
+        src = man["sources"][g]
+        assert src["val_tokens"] <= 0.25 * src["available_tokens"]  # the demo's val_max_fraction
+    # every document that does not reach the shards is counted with its reason, on the console too
+    stats = json.loads((tmp_path / "tokenize" / "stats.json").read_text())
+    assert stats["documents_in"] == stats["documents_out"] + stats["documents_dropped"]
+    tok_out = r.stdout[r.stdout.index("[tokenize]") :]
+    for reason, d in stats["dropped"].items():
+        assert reason in ("val_repeat", "reserve_unused", "ratio_trim")
+        assert f"dropped {reason}" in tok_out and f"{d['documents']} docs" in tok_out
+    assert "(anchor)" in tok_out and "warning: mix source 'ja' is repeated" in r.stdout
 
 
 def test_tokenize_without_tokenizer_is_one_line_error(tmp_path):

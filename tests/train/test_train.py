@@ -140,10 +140,15 @@ def test_sample_order_is_a_pure_function_of_seed_and_step(tokens):
 def test_every_document_once_per_epoch(tokens):
     d = TokenData(tokens, 3)
     seen = [doc for doc, start, take, epoch in d.pieces(0, d.epoch_tokens)]
-    assert sorted(seen) == list(range(d.doc_len.size))
+    assert sorted(seen) == list(range(d.n_docs))
     # the stream goes on into the next epoch, in a new order
     nxt = [doc for doc, _, _, epoch in d.pieces(d.epoch_tokens, d.epoch_tokens)]
     assert sorted(nxt) == sorted(seen) and nxt != seen
+    # doc_start (used by `shikomi find`) agrees with the stream
+    pos = 0
+    for doc, start, take, _ in d.pieces(0, d.epoch_tokens):
+        assert start == 0 and d.doc_start(doc, 0) == pos and d.doc_length(doc) == take
+        pos += take
     assert set(d.val_sources()) == {"ja", "en", "code"}
     # validation never reads train documents
     train_ids = {i for s in d.shards if s.split == "train" for i in s.ids}
@@ -202,7 +207,7 @@ def test_config_errors_name_the_key(tmp_path):
     p.write_text("train:\n  lr_peak: 1.0\n")
     with pytest.raises(UserError, match="unknown key 'train.lr_peak'"):
         load_config(p)
-    p.write_text("train:\n  model: {preset: 7B}\n")
+    p.write_text("train:\n  model: {preset: 70B}\n")
     with pytest.raises(UserError, match="train.model.preset"):
         load_config(p)
     p.write_text("train:\n  seq_len: 32\n  seq_warmup_steps: 5\n  seq_warmup_start: 64\n")
@@ -227,7 +232,8 @@ def test_launch_builds_torchrun_commands(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_NNODES", raising=False)
     cfg = load_config(None, {"run_dir": str(tmp_path)})
     cmd = torchrun_command(cfg, Path("c.yaml"), 2, resume=True, max_steps=7)
-    assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=2"] and "--standalone" in cmd
+    assert cmd[1:4] == ["-m", "shikomi.train.agent", "--nproc_per_node=2"] and "--standalone" in cmd
+    assert "--shutdown_timeout=300" in cmd  # executor.slurm.train.signal_before_s
     assert cmd[-7:] == ["-m", "shikomi.train.trainer", "--config", "c.yaml", "--resume", "--max-steps", "7"]
     multi = load_config(None, {"train": {"nnodes": 4, "rdzv_endpoint": "node1:29500"}})
     cmd = torchrun_command(multi, Path("c.yaml"), 8, resume=False, max_steps=None)
@@ -359,3 +365,174 @@ def test_batch_split_over_ranks():
         batch_split(train_cfg(global_batch_size=16), 3)
     with pytest.raises(UserError, match="micro_batch_size=3"):
         batch_split(train_cfg(global_batch_size=16, micro_batch_size=3), 2)
+
+
+# --- GPUs, Slurm steps, preemption settings (checked on CPU) ---
+
+
+def test_peak_flops_by_exact_device_name_and_bf16_by_capability():
+    from shikomi.train.devices import bf16_supported, peak_bf16_flops
+
+    T = 1e12
+    assert peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989 * T  # SXM
+    assert peak_bf16_flops("NVIDIA H100 PCIe") == 756 * T
+    assert peak_bf16_flops("NVIDIA H100 NVL") == 835 * T
+    assert peak_bf16_flops("NVIDIA H200") == 989 * T and peak_bf16_flops("NVIDIA H200 NVL") == 835 * T
+    assert peak_bf16_flops("NVIDIA H800") == 989 * T and peak_bf16_flops("NVIDIA H20") == 148 * T
+    assert peak_bf16_flops("NVIDIA L4") == 121 * T and peak_bf16_flops("NVIDIA L40") == 181 * T
+    assert peak_bf16_flops("NVIDIA L40S") == 362 * T
+    assert peak_bf16_flops("NVIDIA A100-SXM4-80GB") == peak_bf16_flops("NVIDIA A100 80GB PCIe") == 312 * T
+    # unknown boards get no number (the trainer warns), never a neighbour's
+    for name in ("NVIDIA H100", "NVIDIA A10G", "Tesla V100-SXM2-32GB", "NVIDIA GeForce RTX 4090"):
+        assert peak_bf16_flops(name) is None, name
+    assert not bf16_supported((7, 0)) and bf16_supported((8, 0)) and bf16_supported((9, 0))
+
+
+def test_launch_reads_nodes_port_and_rendezvous_id_from_the_slurm_step(tmp_path, monkeypatch):
+    from shikomi.train import launch
+
+    cfg = load_config(None, {"run_dir": str(tmp_path)})
+    monkeypatch.setenv("SLURM_NNODES", "8")  # the job's nodes; the step runs on 4 of them
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "4")
+    monkeypatch.setenv("SLURM_JOB_ID", "123456")
+    monkeypatch.setenv("SLURM_NODEID", "2")
+    monkeypatch.setattr(launch, "_slurm_first_host", lambda: "gpu-001")
+    assert launch.node_count(cfg.train) == 4
+    cmd = launch.torchrun_command(cfg, Path("c.yaml"), 8, resume=True, max_steps=None)
+    assert "--nnodes=4" in cmd and "--node_rank=2" in cmd and "--standalone" not in cmd
+    assert "--rdzv_endpoint=gpu-001:29956" in cmd and "--rdzv_id=123456" in cmd  # port 29500 + job id % 1000
+    # a configured node count and endpoint win
+    multi = load_config(None, {"train": {"nnodes": 2, "rdzv_endpoint": "n1:1234", "rdzv_id": "x"}})
+    cmd = launch.torchrun_command(multi, Path("c.yaml"), 8, resume=False, max_steps=None)
+    assert "--nnodes=2" in cmd and "--rdzv_endpoint=n1:1234" in cmd and "--rdzv_id=x" in cmd
+    # the global batch must split over the step's ranks, not the configured ones
+    with pytest.raises(UserError, match="not divisible by 32 ranks"):
+        from shikomi.train.data import batch_split
+
+        batch_split(load_config(None, {"train": {"global_batch_size": 48}}).train, 8 * launch.node_count(cfg.train))
+    monkeypatch.delenv("SLURM_STEP_NUM_NODES")
+    assert launch.node_count(cfg.train) == 8
+    for var in ("SLURM_NNODES", "SLURM_JOB_ID", "SLURM_NODEID"):
+        monkeypatch.delenv(var)
+    assert "--standalone" in launch.torchrun_command(cfg, Path("c.yaml"), 1, resume=False, max_steps=None)
+    timeout = load_config(None, {"train": {"shutdown_timeout_s": 45}})
+    assert "--shutdown_timeout=45" in launch.torchrun_command(timeout, Path("c.yaml"), 1, False, None)
+
+
+def test_trainer_sbatch_signals_the_steps_waits_for_the_checkpoint_and_requeues(tmp_path):
+    from shikomi.executor.sbatch import train_script
+
+    cfg = load_config(
+        None,
+        {
+            "run_dir": str(tmp_path),
+            "executor": {
+                "kind": "slurm",
+                "slurm": {
+                    "train": {
+                        "nodes": 4,
+                        "gpus_per_node": 8,
+                        "cpus_per_task": 96,
+                        "mem_gb": 900,
+                        "signal_before_s": 600,
+                    }
+                },
+            },
+        },
+    )
+    s = train_script(cfg, "/x/config.yaml", "source .venv/bin/activate", str(tmp_path))
+    assert "#SBATCH --signal=B:USR1@600" in s and "#SBATCH --requeue" in s and "#SBATCH --cpus-per-task=96" in s
+    assert "#SBATCH --mem=900G" in s and "#SBATCH --gpus-per-node=8" in s
+    # srun does not inherit --cpus-per-task (Slurm >= 22.05): it is given explicitly, memory too
+    assert "srun --kill-on-bad-exit=1 --ntasks-per-node=1 --cpus-per-task=96 --mem=900G" in s
+    assert "--shutdown_timeout=600" in s and "-m shikomi.train.agent" in s and "--rdzv_id=$SLURM_JOB_ID" in s
+    # the trap signals the steps (not srun, which would kill its tasks), waits, then requeues
+    requeue = s[s.index("requeue() {") : s.index("\n}\n", s.index("requeue() {"))]
+    assert requeue.index('scancel --signal=TERM "$SLURM_JOB_ID"') < requeue.index("wait_for_training")
+    assert requeue.index("wait_for_training") < requeue.index('scontrol requeue "$SLURM_JOB_ID"')
+    assert "kill -TERM" not in s and "trap requeue USR1" in s and "trap stopped TERM" in s
+
+
+SHARD_SUMS = """
+import json, os, sys
+import torch
+import shikomi.train.trainer as T
+from shikomi.config import load_config
+T.META_INIT_PARAMS = 0
+cfg = load_config(None, {"run_dir": sys.argv[2], "train": {"input": sys.argv[1], "device": "cpu", "seq_len": 32,
+      "global_batch_size": 4, "micro_batch_size": 2, "max_steps": 1, "progress": False, "dist_timeout_s": 60}})
+tr = T.Trainer(cfg)
+w = tr.model.layers[0].self_attn.q_proj.weight
+local = w.to_local()
+os.makedirs(sys.argv[2], exist_ok=True)
+row = {"rank": tr.rank, "local": local.flatten()[:64].tolist(), "std": w.full_tensor().std().item()}
+open(os.path.join(sys.argv[2], f"rank{tr.rank}.json"), "w").write(json.dumps(row))
+"""
+
+
+def test_meta_initialised_shards_differ_between_two_cpu_ranks(tokens, tmp_path):
+    """On a CPU mesh DTensor draws the same numbers on every rank; each rank must
+    initialise its own shard with its own numbers."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "shards.py"
+    script.write_text(SHARD_SUMS)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(tokens),
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "OMP_NUM_THREADS": "1"},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = {r["rank"]: r for r in (json.loads(p.read_text()) for p in (tmp_path / "run").glob("rank*.json"))}
+    assert sorted(rows) == [0, 1]
+    assert rows[0]["local"] != rows[1]["local"]
+    assert rows[0]["std"] == pytest.approx(math.sqrt(2 / (5 * 64)), rel=0.15)
+
+
+def test_feistel_is_a_bijection_and_blocks_keep_every_document(tmp_path):
+    from shikomi.train.data import Feistel
+
+    for n in (1, 2, 3, 97, 1000, 4097):
+        f = Feistel(n, 5)
+        slots = f(np.arange(n, dtype=np.uint64))
+        assert sorted(slots.tolist()) == list(range(n))
+        assert np.array_equal(f.inverse(slots.astype(np.uint64)), np.arange(n))
+    assert not np.array_equal(Feistel(1000, 5)(np.arange(1000, dtype=np.uint64)), np.arange(1000))
+    # small blocks: every document once per epoch, blocks in a new order each epoch
+    folder = synthetic_token_folder(tmp_path / "tok", docs_per_source=200)
+    d = TokenData(folder, 9, block_docs=16)
+    assert d.index.blocks.size == -(-d.n_docs // 16)
+    for epoch in (0, 1):
+        seen = [doc for doc, *_ in d.pieces(epoch * d.epoch_tokens, d.epoch_tokens)]
+        assert sorted(seen) == list(range(d.n_docs))
+    assert not np.array_equal(d.epoch_blocks(0)[0], d.epoch_blocks(1)[0])
+
+
+def test_document_index_is_built_once_mapped_and_rebuilt_when_the_manifest_changes(tmp_path):
+    folder = synthetic_token_folder(tmp_path / "tok", docs_per_source=40)
+    a = TokenData(folder, 4)
+    index = folder / "index" / "seed4-block8192"
+    assert {p.name for p in index.iterdir()} == {"lengths.npy", "blocks.npy", "meta.json"}
+    assert isinstance(a.index.lengths, np.memmap) and a.index.lengths.size == a.n_docs
+    stamp = (index / "lengths.npy").stat().st_mtime_ns
+    b = TokenData(folder, 4)
+    assert (index / "lengths.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert np.array_equal(a.batch(train_cfg(), 3, 0, 6), b.batch(train_cfg(), 3, 0, 6))
+    # another token folder in the same place (new manifest): the index follows it
+    synthetic_token_folder(folder, docs_per_source=60, seed=1)
+    c = TokenData(folder, 4)
+    assert c.n_docs > a.n_docs and json.loads((index / "meta.json").read_text())["documents"] == c.index.counts

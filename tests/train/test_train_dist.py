@@ -217,3 +217,76 @@ def test_resume_on_one_rank_reads_the_same_batches(reference, tokens, tmp_path):
             # the same data and weights; only the order of float sums differs
             assert got[s]["loss"] == pytest.approx(ref[s]["loss"], abs=2e-3)
     assert got[15]["loss"] == pytest.approx(ref[15]["loss"], rel=1e-5)
+
+
+def start_and_signal(config: Path, at_step: int, *signals: signal.Signals) -> tuple[subprocess.Popen, str, str]:
+    """Start `shikomi train` on 2 ranks, send `signals` to that process (the launcher,
+    as a user's kill or Ctrl-C does) once step `at_step` is logged; (process, stdout, stderr)."""
+    proc = subprocess.Popen(
+        train_cmd(config, 2),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    log = config.parent / config.stem / "train/metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and any(
+            json.loads(ln)["step"] >= at_step for ln in log.read_text().splitlines() if ln.endswith("}")
+        ):
+            break
+        time.sleep(0.02)
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.05)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc, out, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_shikomi_train_saves_exits_0_and_resumes_identically(reference, tokens, tmp_path, sig):
+    """kill -TERM or Ctrl-C of `shikomi train`: the workers finish their step, save a
+    checkpoint at that step (not a periodic one), the command exits 0 saying how to
+    resume; --resume then logs the uninterrupted run's trace bit for bit."""
+    ref_run = reference[0]
+    config = write_config(tmp_path, "sig", tokens)
+    data = yaml.safe_load(config.read_text())
+    data["train"]["inject_step_sleep_s"] = 0.05  # a few steps to land the signal in
+    config.write_text(yaml.safe_dump(data))
+    run = tmp_path / "sig"
+    proc, out, err = start_and_signal(config, 6, sig)
+    assert proc.returncode == 0, err[-3000:]
+    stopped = json.loads((run / "train/stopped.json").read_text())
+    step = stopped["step"]
+    assert 6 < step < STEPS and stopped["signal"] == sig.name
+    latest = ckpt.latest(run / "train/checkpoints")
+    assert latest == run / "train/checkpoints" / f"step_{step:08d}" and stopped["checkpoint"] == str(latest)
+    assert json.loads((latest / "trainer.json").read_text())["step"] == step
+    assert sorted(metrics(run)) == list(range(step))  # stopped after the step it saved
+    assert f"stopped by {sig.name} after step {step}: saved {latest}; continue with: shikomi train" in out
+    assert "--resume" in out and "Traceback" not in err
+    res = run_train(config, 2, "--resume")
+    assert f"resumed from {latest}" in res.stderr
+    ref, got = metrics(ref_run), metrics(run)
+    assert sorted(got) == list(range(STEPS))
+    for s in range(STEPS):
+        for key in ("loss", "grad_norm", "lr", "batch_crc", "val_loss/ja", "val_loss/en", "val_loss/code"):
+            assert got[s].get(key) == ref[s].get(key), (s, key)
+    assert not (run / "train/stopped.json").exists()
+
+
+def test_ctrl_c_twice_aborts_at_once(tokens, tmp_path):
+    config = write_config(tmp_path, "abort", tokens)
+    data = yaml.safe_load(config.read_text())
+    data["train"].update(checkpoint_interval=0, inject_step_sleep_s=0.05)
+    config.write_text(yaml.safe_dump(data))
+    proc, out, err = start_and_signal(config, 3, signal.SIGINT, signal.SIGINT)
+    assert proc.returncode == 130, err[-3000:]
+    assert "SIGINT again: aborting without a checkpoint" in err and "aborted" in out
+    assert ckpt.latest(tmp_path / "abort/train/checkpoints") is None

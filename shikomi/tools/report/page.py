@@ -192,6 +192,7 @@ def render(data: dict, cfg=None) -> str:
     if real:
         tot = sum(r["train_tokens"] for r in real.values()) or 1
         ttot = sum(mix["target"].values()) or 1
+        planned = (mix.get("plan") or {}).get("sources") or {}
         trs = [
             [
                 s,
@@ -200,12 +201,23 @@ def render(data: dict, cfg=None) -> str:
                 r["val_tokens"],
                 f"{r['train_tokens'] / tot:.2%}",
                 f"{mix['target'].get(s, 0) / ttot:.2%}",
+                (planned.get(s) or {}).get("repeat_tokens", ""),
+                (planned.get(s) or {}).get("rehydration_tokens", ""),
             ]
             for s, r in real.items()
         ]
         parts.append(
             _simple_table(
-                ["source", "documents", "train tokens", "validation tokens", "realised share (train)", "target share"],
+                [
+                    "source",
+                    "documents",
+                    "train tokens",
+                    "validation tokens",
+                    "realised share (train)",
+                    "target share",
+                    "planned repeat tokens",
+                    "of which rehydration",
+                ],
                 trs,
                 "mix-table",
             )

@@ -1,0 +1,166 @@
+"""Peak memory of one task of every stage at 1x and 10x the input.
+
+Each stage runs as one task in a fresh process (`python -c`), on the output of the
+stage before it: extract on a CommonCrawl-like WARC (bench/ccmix.py), then langid ->
+dedup -> clean -> mix -> tokenize on a Japanese corpus with near-duplicates (the
+corpus of bench/dedup.py; 10x = the corpus repeated with new edits and ids). Peak RSS
+is `ru_maxrss` of the process and its children. Target: the 10x run within 20 % of
+the 1x run for every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHAIN = ["langid", "dedup", "clean", "mix", "train-tokenizer", "tokenize"]
+
+CHILD = r"""
+import json, resource, sys, time
+from shikomi.config import load_config
+from shikomi.pipeline.chain import run_one
+name, run_dir, inp, overrides, out = sys.argv[1:6]
+cfg = load_config(None, {"run_dir": run_dir, "executor": {"kind": "local", "tasks": 1, "workers": 1},
+                         **json.loads(overrides)})
+t0 = time.perf_counter()
+c0 = resource.getrusage(resource.RUSAGE_SELF)
+stats = run_one(name, cfg, inp or None, workers=1, kind="local", force=True)
+wall = time.perf_counter() - t0
+s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (s.ru_utime - c0.ru_utime) + (s.ru_stime - c0.ru_stime) + c.ru_utime + c.ru_stime
+keep = {k: v for k, v in stats.items() if isinstance(v, (int, float, str))}
+open(out, "w").write(json.dumps({"rss_mb": max(s.ru_maxrss, c.ru_maxrss) / 1024, "wall_s": wall, "cpu_s": cpu,
+                                 "stats": keep}))
+"""
+
+
+def run_stage_child(name: str, run_dir: Path, inp: str | None = None, overrides: dict | None = None) -> dict:
+    """Run chain stage `name` as one task in a fresh process; its peak RSS (MB), wall and
+    CPU seconds and the scalar entries of its stats."""
+    out = run_dir.parent / f"{run_dir.name}-{name}.json"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, name, str(run_dir), inp or "", json.dumps(overrides or {}), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if p.returncode != 0:
+        raise RuntimeError(f"bench: stage {name} failed: {p.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def chain_overrides(vocab: int = 8000) -> dict:
+    """Settings of the Japanese chain runs: ja only, a small tokenizer trained on one thread."""
+    return {
+        "langid": {"languages": ["ja"]},
+        "mix": {"sources": [{"name": "ja"}], "ratios": {"ja": 1.0}},
+        "tokenizer": {"vocab_size": vocab, "num_threads": 1, "sample_mb": 20},
+        "tokenize": {"val_min_docs": 10},
+    }
+
+
+def run_chain(corpus_dir: Path, run_dir: Path) -> dict[str, dict]:
+    """langid .. tokenize on a folder of JSONL documents, each stage one task in its own process."""
+    res = {}
+    ov = chain_overrides()
+    for name in CHAIN:
+        res[name] = run_stage_child(name, run_dir, str(corpus_dir) if name == "langid" else None, ov)
+    return res
+
+
+def japanese_corpus(data: Path, folder: Path, n_docs: int) -> int:
+    """The first `n_docs` documents of the (shuffled) corpus of bench/dedup.py, repeated
+    with new edits and ids as often as needed, as one JSONL file."""
+    from bench.dedup import corpus, write_corpus
+
+    docs, _ = corpus(data, copies=1)
+    if len(docs) < n_docs:
+        docs, _ = corpus(data, copies=-(-n_docs // len(docs)))
+    write_corpus(docs[:n_docs], folder, files=1)
+    return n_docs
+
+
+_MEASURED: dict = {}
+
+
+def measure(data: Path, quick: bool) -> dict:
+    """Every stage as one task at 1x and SCALE x input, once per process (the memory and
+    cost benches share it): {mult: {"docs", "mix", "stages": {name: result}}}."""
+    from bench.ccmix import build_mix
+
+    key = (str(data), quick)
+    if key in _MEASURED:
+        return _MEASURED[key]
+    base_pages = 300 if quick else 1000
+    base_docs = 1000 if quick else 3000
+    tmp = Path(tempfile.mkdtemp(prefix="shikomi-bench-scale-"))
+    results: dict = {}
+    try:
+        for mult in (1, SCALE):
+            n = japanese_corpus(data, tmp / f"ja{mult}", base_docs * mult)
+            mix = build_mix(data, tmp / f"cc{mult}", pages=base_pages * mult, seed=mult)
+            r = {
+                "extract": run_stage_child("extract", tmp / f"warc{mult}", str(mix["warc"])),
+                "extract_wet": run_stage_child("extract", tmp / f"wet{mult}", str(mix["wet"])),
+            }
+            if mult == SCALE:  # what of the crawl mix survives each stage
+                ov = chain_overrides()
+                r["mix_chain"] = {
+                    name: run_stage_child(name, tmp / f"warc{mult}", None, ov) for name in ("langid", "dedup", "clean")
+                }
+            r.update(run_chain(tmp / f"ja{mult}", tmp / f"run{mult}"))
+            mix = {k: (str(v) if isinstance(v, Path) else v) for k, v in mix.items()}
+            results[mult] = {"docs": n, "mix": mix, "stages": r}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _MEASURED[key] = results
+    return results
+
+
+SCALE = 10
+MEASURED_STAGES = ["extract", "extract_wet", "langid", "dedup", "clean", "mix", "tokenize"]
+
+
+def bench(data: Path, quick: bool) -> dict:
+    results = measure(data, quick)
+    rows = []
+    for name in MEASURED_STAGES:
+        a, b = results[1]["stages"][name], results[SCALE]["stages"][name]
+        if name.startswith("extract"):
+            k = "records" if name == "extract" else "wet_records"
+            unit = f"{results[1]['mix'][k]:,} -> {results[SCALE]['mix'][k]:,} records"
+        else:
+            unit = f"{results[1]['docs']:,} -> {results[SCALE]['docs']:,} docs in"
+        ratio = b["rss_mb"] / a["rss_mb"]
+        label = "extract (WET)" if name == "extract_wet" else name
+        rows.append(
+            [label, unit, f"{a['rss_mb']:.0f}", f"{b['rss_mb']:.0f}", f"{ratio:.2f}", "yes" if ratio <= 1.2 else "NO"]
+        )
+    return {
+        "title": f"peak RSS of one task at 1x and {SCALE}x input (each stage in its own process)",
+        "columns": ["stage", "input", "1x peak RSS MB", f"{SCALE}x peak RSS MB", "ratio", "within 20 %"],
+        "rows": rows,
+        "notes": [
+            "extract: the CommonCrawl-like WARC and WET of bench/ccmix.py (every record kind, ~5 % Japanese "
+            "pages, default extract config); langid..tokenize: the Japanese corpus of bench/dedup.py (Wikipedia "
+            f"paragraphs and leads with edited near-duplicates), {SCALE}x = repeated with 30 % character edits. "
+            "One task, one worker per stage; peak RSS = ru_maxrss of the process and its children."
+        ],
+        "raw": {str(k): v for k, v in results.items()},
+    }
+
+
+if __name__ == "__main__":
+    res = bench(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data",
+        quick="--quick" in sys.argv,
+    )
+    print(json.dumps(res, indent=2, ensure_ascii=False))

@@ -1,0 +1,70 @@
+"""The routing writer streams: row groups are flushed by size, the rows and the union
+schema are those of a whole-file write, and a file of one row group has its bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document
+
+from shikomi.core.writers import DocWriter
+
+
+def _docs(shared_data: Path) -> list[Document]:
+    docs = []
+    with open(shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i == 1500:
+                break
+            md = {"source": "wiki"}
+            if len(json.loads(line)["text"]) < 60:
+                md["reject_reason"] = "length:too_short"  # a key only some rows carry
+            if i == 1400:
+                md["late"] = {"n": i}  # a struct field first seen after many row groups
+            docs.append(Document(text=json.loads(line)["text"], id=f"ja/{i}", metadata=md))
+    return docs
+
+
+def _write(folder: Path, docs: list[Document], row_group_bytes: int) -> tuple[Path, int]:
+    w = DocWriter(str(folder), row_group_bytes=row_group_bytes)
+    peak = 0
+    for d in docs:
+        w.write(d, 0)
+        peak = max(peak, sum(w._sizes.values()))
+    w.close()
+    return folder / "00000.parquet", peak
+
+
+def _reference(docs: list[Document]) -> pa.Table:
+    return pa.Table.from_pylist([{"text": d.text, "id": d.id, "metadata": d.metadata} for d in docs])
+
+
+def test_row_groups_flushed_by_size_same_rows_and_union_schema(shared_data, tmp_path):
+    docs = _docs(shared_data)
+    assert any("reject_reason" in d.metadata for d in docs)
+    limit = 20_000
+    path, peak = _write(tmp_path / "small", docs, limit)
+    pf = pq.ParquetFile(path)
+    longest = max(len(d.text) for d in docs) + 256
+    assert peak < limit + longest  # never more than one row group buffered
+    assert pf.num_row_groups >= sum(len(d.text) for d in docs) // (limit + longest)
+    assert pf.num_row_groups > 10
+    table, ref = pf.read(), _reference(docs)
+    assert table.schema == ref.schema  # `late` found in a late row group is in the file's schema
+    assert table.to_pylist() == ref.to_pylist()
+    assert not list(tmp_path.glob("**/*.arrow"))
+
+
+def test_one_row_group_is_a_whole_file_write(shared_data, tmp_path):
+    docs = _docs(shared_data)
+    path, _ = _write(tmp_path / "big", docs, 1 << 40)
+    assert pq.ParquetFile(path).num_row_groups == 1
+    buf = io.BytesIO()
+    pq.write_table(_reference(docs), buf, compression="zstd", use_content_defined_chunking=False)
+    assert path.read_bytes() == buf.getvalue()
+    again, _ = _write(tmp_path / "again", docs, 20_000)
+    assert again.read_bytes() == _write(tmp_path / "again2", docs, 20_000)[0].read_bytes()  # deterministic
