@@ -98,6 +98,7 @@ def train_script(cfg, config_path: str, env_command: str, workdir: str, dependen
         **s.sbatch_args,
         **t.sbatch_args,
     }
+    stopped = shlex.quote(str((run_dir / "train" / "stopped.json").resolve()))
     words = torchrun_command(cfg, config_path, t.nodes, nproc, "$RDZV_PORT", t.module, t.args)
     # quote every word but keep $VARS expandable
     torchrun = " ".join(w if "$" in w else shlex.quote(w) for w in words)
@@ -109,6 +110,7 @@ def train_script(cfg, config_path: str, env_command: str, workdir: str, dependen
 set -euo pipefail
 mkdir -p {shlex.quote(str(log_dir))}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${{OMP_NUM_THREADS:-1}}
+START=$(date +%s)
 export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 RDZV_PORT=$(( {t.rdzv_port} + SLURM_JOB_ID % 1000 ))  # one port per job on a shared first node
 echo "train: job $SLURM_JOB_ID restart ${{SLURM_RESTART_COUNT:-0}} on $SLURM_JOB_NODELIST (rendezvous $MASTER_ADDR:$RDZV_PORT)"
@@ -143,7 +145,16 @@ srun --kill-on-bad-exit=1 --ntasks-per-node=1 --cpus-per-task={t.cpus_per_task} 
   {torchrun} &
 SRUN_PID=$!
 wait_for_training
+set +e
 wait "$SRUN_PID"
+rc=$?
+set -e
+# `scancel --signal=TERM <job>`: the trainer saved and stopped (torchrun exits 143 after a signal)
+if [[ $rc -ne 0 && -f {stopped} && $(stat -c %Y {stopped}) -ge $START ]]; then
+  echo "train: preempted (SIGTERM): checkpoint written"
+  exit 0
+fi
+exit $rc
 """
     )
 

@@ -28,7 +28,7 @@ from shikomi.config.base import Section
 from shikomi.core.rules import REJECT_KEY
 from shikomi.errors import UserError
 from shikomi.filters.base import CleanRule, register
-from shikomi.filters.ja_words import word_list
+from shikomi.filters.ja_words import wakati
 
 CLASSIFIER_RULE = "quality_classifier"
 SCORE_KEY = "quality_score"
@@ -78,7 +78,7 @@ def read_labels(path: str | Path) -> list[dict]:
 
 def words(text: str) -> str:
     """NFKC text as space-separated fugashi (unidic-lite) surface forms, one line."""
-    return " ".join(word_list(unicodedata.normalize("NFKC", text)))
+    return wakati(unicodedata.normalize("NFKC", text))
 
 
 _TRAIN_CHILD = (

@@ -21,8 +21,8 @@ from pathlib import Path
 from datatrove.data import Document
 
 from shikomi.errors import UserError
-from shikomi.filters.base import CleanRule
 from shikomi.filters.classifier import CLASSIFIER_RULE, model_path, read_labels
+from shikomi.filters.labelled import group_labelled, run_chain
 from shikomi.filters.profile import build_rules, resolve_rules
 
 
@@ -68,27 +68,6 @@ def _shipped_model_cv(clean, labels_path: str):
     return recipe, Path(*p.parts[: -len(tail.parts)])
 
 
-def group_labelled(rows: list[dict], n: int) -> list[dict]:
-    """Join consecutive same-label lines (file order per label) into documents of n lines."""
-    if n < 1:
-        raise UserError("--group must be at least 1")
-    docs = []
-    for label in ("good", "bad"):
-        same = [(i, r) for i, r in enumerate(rows) if r["label"] == label]
-        for k in range(0, len(same), n):
-            chunk = same[k : k + n]
-            docs.append(
-                {
-                    "label": label,
-                    "text": "\n".join(r["text"] for _, r in chunk),
-                    "first": chunk[0][0],
-                    "lines": [i for i, _ in chunk],
-                }
-            )
-    docs.sort(key=lambda d: d["first"])
-    return docs
-
-
 def _shipped_chains(clean, rows, docs, fold_of, folds, recipe, data_dir):
     """(fold, rules) with the classifier's model rebuilt by the shipped recipe from the
     other folds' lines (plus the recipe's reference lines when the data folder has them)."""
@@ -107,26 +86,6 @@ def _shipped_chains(clean, rows, docs, fold_of, folds, recipe, data_dir):
             if r.rule == CLASSIFIER_RULE:
                 r._h_model = model
         yield f, rules
-
-
-def run_chain(rules: list[CleanRule], text: str) -> tuple[str | None, list]:
-    """(reject_reason or None, per-rule outcome list) for one text through the chain."""
-    doc = Document(text=text, id="eval")
-    outcome = []
-    for r in rules:
-        r.ensure_ready()
-        if r.kind == "transform":
-            r.check(doc)
-            outcome.append(None)
-            continue
-        res = r.check(doc)
-        if res is not None and res is not False:
-            rule, value = res if isinstance(res, tuple) else (r.rule, None)
-            reason = rule if value is None else f"{rule}:{round(value, 4) if isinstance(value, float) else value}"
-            outcome.append(reason)
-            return reason, outcome
-        outcome.append(None)
-    return None, outcome
 
 
 def evaluate(cfg, labels_path: str, group: int = 3, folds: int = 5) -> dict:

@@ -25,3 +25,9 @@ def word_list(text: str) -> list[str]:
     out = [w.surface for w in tagger()(text) if w.surface and not w.surface.isspace()]
     _LAST = (text, out)
     return out
+
+
+def wakati(text: str) -> str:
+    """The same words as `word_list`, space-separated, from MeCab's own output (no
+    Python object per word: the quality classifier's hot path)."""
+    return " ".join(tagger().parse(text).split())

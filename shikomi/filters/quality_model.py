@@ -143,7 +143,7 @@ def _rules_reason(texts: list[str]) -> list[str | None]:
     """The default profile's reject reason for each text, without the classifier."""
     from shikomi.config import load_config
     from shikomi.filters.classifier import CLASSIFIER_RULE
-    from shikomi.filters.evaluate import run_chain
+    from shikomi.filters.labelled import run_chain
     from shikomi.filters.profile import build_rules
 
     cfg = load_config(None, {"clean": {"rules": {CLASSIFIER_RULE: False}}})
@@ -162,7 +162,7 @@ def _rates(docs: list[dict], t: float) -> tuple[float, float]:
 def cross_validate(data: Path, recipe: Recipe | None = None, log=print) -> dict:
     """Threshold by CV on the training split; held-out and Wikipedia numbers of the
     final model (trained on the whole training split) at that threshold."""
-    from shikomi.filters.evaluate import group_labelled
+    from shikomi.filters.labelled import group_labelled
 
     recipe = recipe or load_recipe()
     gold, ref = load_data(data, recipe)

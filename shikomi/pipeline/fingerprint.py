@@ -40,6 +40,14 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [s for v in value for s in _strings(v)] if isinstance(value, list) else []
+
+
 def _get(dump: dict, dotted: str) -> Any:
     node: Any = dump
     for part in dotted.split("."):
@@ -83,7 +91,12 @@ def stage_values(name: str, cfg, input_path: str | None = None) -> dict[str, Any
         inp = str(cfg.stage_dir(e.upstream))
     if input_path is not None:
         values[f"{e.section}.input"] = input_path
-    for p in [inp] if isinstance(inp, str) else list(inp or []):
+    paths = [inp] if isinstance(inp, str) else list(inp or [])
+    run_dir = str(cfg.run_dir)
+    for v in _strings(list(values.values())):  # other stage folders the section names (mix.sources[i].path)
+        if v.startswith("{run_dir}") or v.startswith(run_dir + "/"):
+            paths.append(v.replace("{run_dir}", run_dir))
+    for p in paths:
         up = _upstream(p)
         if up is not None:
             values[f"upstream.{stage_folder_of(p).name}"] = up  # type: ignore[union-attr]

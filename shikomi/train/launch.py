@@ -103,11 +103,26 @@ def torchrun_command(cfg, config_path: Path, nproc: int, resume: bool, max_steps
     return cmd
 
 
+def _die_with_parent() -> None:
+    """In the torchrun child: die (SIGKILL) when `shikomi train` dies, e.g. by kill -9;
+    its workers then die with it (they do the same for torchrun). Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover
+        return
+    if os.getppid() == 1:  # the launcher died before the line above
+        os._exit(1)
+
+
 def run_forwarding_signals(cmd: list[str], env: dict) -> tuple[int, list[str]]:
     """Run torchrun in its own session (so Ctrl-C reaches it once, through us) and
     forward SIGTERM/SIGINT to it. A second SIGINT kills it at once. Returns (exit code,
     names of the signals received)."""
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
     got: list[str] = []
 
     def forward(signum, frame):

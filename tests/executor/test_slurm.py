@@ -339,7 +339,7 @@ def test_train_job_checkpoints_at_the_time_limit_requeues_resumes_and_survives_s
     stopped = json.loads((run / "train/stopped.json").read_text())
     assert stopped["step"] > start and stopped["signal"] == "SIGTERM", _log_of(run)[-3000:]
     assert ckpt.latest(root) == ckpt.step_dir(root, stopped["step"])
-    assert "train: preempted (SIGTERM)" in _log_of(run)
+    assert "train: SIGTERM: waiting for the checkpoint" in _log_of(run)
     st = shikomi("status", str(run), cwd=tmp_path).stdout
     assert f"preempted at step {stopped['step']}" in st and "incomplete" in st, st
     # 3. a new submission (with time to finish) resumes from the scancel checkpoint and finishes
