@@ -7,6 +7,7 @@ values are reported as one line naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
@@ -134,7 +135,30 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     except ValidationError as e:
         raise UserError(_format_error(e, str(path or "config"))) from None
     cfg.source_path = str(path) if path else None
+    _check_gate_sources(cfg, str(path or "config"))
     return cfg
+
+
+def _check_gate_sources(cfg: Config, where: str) -> None:
+    """The Japanese gate skips non-Japanese pages before extraction, so a mix source
+    reading this run's `langid/<xx>` (xx not ja) would find nothing: say so up front."""
+    run = os.path.abspath(cfg.run_dir)
+
+    def rel(path: str) -> list[str]:
+        return os.path.relpath(os.path.abspath(path.replace("{run_dir}", cfg.run_dir)), run).split(os.sep)
+
+    if not cfg.extract.japanese_gate.enabled or (cfg.langid.input and rel(cfg.langid.input)[0] != "extract"):
+        return  # no gate, or langid reads documents the gate never saw
+    for i, src in enumerate(cfg.mix.sources):
+        if not src.path or "://" in src.path:
+            continue
+        parts = rel(src.path)
+        if len(parts) >= 2 and parts[0] == "langid" and parts[1] not in ("ja", "rejected", "*"):
+            raise UserError(
+                f"{where}: mix.sources[{i}] ({src.name}) reads {src.path}, but extract.japanese_gate skips "
+                f"non-Japanese pages before extraction, so langid/{parts[1]} gets almost none; set "
+                f"extract.japanese_gate.enabled: false or take {src.name} from another source"
+            )
 
 
 __all__ = ["Config", "load_config", "load_dict", "UserError"]

@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from shikomi import cli
 from shikomi.config import load_config
 from shikomi.core.documents import read_documents
+from shikomi.errors import UserError
 from shikomi.executor.run import run_stage
 from shikomi.extract.demo_data import Rec, ja_page, ja_paragraphs, write_warc
 from shikomi.extract.evaluation import char_bigram_f1, japanese_references, realweb_pages
@@ -172,3 +175,34 @@ def test_default_extractor_on_japanese_references(shared_data):
     mean = sum(f1) / len(f1)
     print(f"default extractor, char-bigram F1 on {len(refs)} Japanese pages: {mean:.3f}")
     assert mean >= 0.811
+
+
+def test_a_mix_taking_english_from_a_gated_crawl_fails_at_load_time(tmp_path, capsys):
+    """The gate skips English pages before extraction, so `langid/en` of the same run
+    would be (almost) empty: the demo with the gate on stops before its first stage,
+    with one line that names the source and both ways out."""
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    run = tmp_path / "run"
+    f = tmp_path / "gated.yaml"
+    f.write_text(
+        yaml.safe_dump({"base": str(demo), "run_dir": str(run), "extract": {"japanese_gate": {"enabled": True}}})
+    )
+    rc = cli.main(["run", "--config", str(f)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "mix.sources[1] (en) reads {run_dir}/langid/en" in err
+    assert "extract.japanese_gate.enabled: false" in err and "another source" in err
+    assert not (run / "extract").exists()
+
+    with pytest.raises(UserError, match=r"mix.sources\[0\] \(en\) reads .*langid/en/data"):  # spelt out in full too
+        load_config(None, {"run_dir": str(run), "mix": {"sources": [{"name": "en", "path": f"{run}/langid/en/data"}]}})
+    # nothing to say: the gate is off, the source is Japanese or rejected pages, English comes from
+    # elsewhere, or langid reads documents the gate never saw
+    for over in (
+        {"extract": {"japanese_gate": {"enabled": False}}},
+        {"mix": {"sources": [{"name": "ja", "path": "{run_dir}/langid/ja"}]}},
+        {"mix": {"sources": [{"name": "ja"}, {"name": "en", "path": "corpora/en.jsonl", "format": "jsonl"}]}},
+        {"langid": {"input": "corpora/pages.jsonl"}},
+    ):
+        cfg = load_config(f, over)
+        assert cfg.run_dir == str(run)
