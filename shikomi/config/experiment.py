@@ -54,6 +54,11 @@ class MixScalingConfig(Section):
     pool_tokens: int | None = Field(
         None, ge=1, description="tokens per language drawn by the mix; default: as many as the scarcest language has"
     )
+    samples: bool = Field(
+        True,
+        description="train on samples of seq_len tokens cut from each language's documents (the trainer then "
+        "shuffles samples, so every model's tokens hold its condition's language shares); false: whole documents",
+    )
     evals: int = Field(4, ge=1, description="validation runs per model, evenly spaced (loss against tokens)")
     seq_len: int | None = Field(None, ge=8, description="default train.seq_len")
     global_batch_size: int | None = Field(None, ge=1, description="default train.global_batch_size")

@@ -11,8 +11,12 @@ English validation loss, against parameters and against tokens seen.
                   every condition (train-tokenizer), shards with a validation split per
                   language (tokenize) -- the stages themselves, run with config overrides
                   into <run_dir>/experiment/mix-scaling/
-    3. shards     one token folder per condition: its languages' train shards plus the
-                  validation shards of every language (hard links, no copies)
+    3. shards     each language's train documents back to back, cut into samples of
+                  seq_len tokens (so that the trainer's shuffle mixes samples, not whole
+                  documents: a model's train_tokens then hold its condition's language
+                  shares, even over documents longer than a batch); then one token folder
+                  per condition: its languages' train samples plus the validation shards of
+                  every language (hard links, no copies)
     4. train      every (condition, model) with the trainer's Python API, one process,
                   train_tokens tokens each; an interrupted experiment resumes
     5. report     <run_dir>/report/mix_scaling.{csv,json,md,png}
@@ -33,8 +37,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from shikomi.config import Config
-from shikomi.core.schemas import Condition, MetricsLog, TokenManifest
+from shikomi.core.files import sha256_file
+from shikomi.core.schemas import Condition, MetricsLog, ShardEntry, TokenManifest
+from shikomi.core.shards import ShardReader, ShardWriter
 from shikomi.errors import UserError
 from shikomi.pipeline.chain import run_if_missing, with_default_input
 from shikomi.pipeline.registry import CHAIN
@@ -169,6 +177,106 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _tokenizer_from(manifest, token_dir: Path, dest: Path):
+    """The manifest's tokenizer entry, its relative path re-pointed from `dest`."""
+    tok = manifest.tokenizer
+    if not Path(tok.path).is_absolute():  # keep it pointing at the same file
+        tok = tok.model_copy(update={"path": os.path.relpath((token_dir / tok.path).resolve(), dest.resolve())})
+    return tok
+
+
+SAMPLE_BLOCK = 1 << 16  # samples written per block (bounded memory on large shards)
+
+
+def _sample_shard(src: Path, ids_path: Path, dst: Path, seq_len: int) -> tuple[int, int]:
+    """Cut the documents of one train shard, back to back (each ends with EOS), into
+    samples of `seq_len` tokens; returns (samples, tokens left over at the end)."""
+    r = ShardReader(src)
+    n_tokens = int(r.lengths.astype(np.int64).sum())
+    starts = np.asarray(r.offsets, dtype=np.int64) // r.dtype.itemsize
+    if len(r) and (starts[0] != 0 or not np.array_equal(starts[1:], np.cumsum(r.lengths[:-1], dtype=np.int64))):
+        raise UserError(f"{src}.idx: documents are not back to back; rewrite the shard with the tokenize stage")
+    ids = _shard_ids(ids_path, src.name, len(r))
+    n = n_tokens // seq_len
+    w = ShardWriter(dst, r.dtype)
+    with open(dst.with_name(dst.name + ".ids.jsonl.tmp"), "w", encoding="utf-8") as f:
+        for a in range(0, n, SAMPLE_BLOCK):
+            b = min(n, a + SAMPLE_BLOCK)
+            w.add_many(r.tokens[a * seq_len : b * seq_len], [seq_len] * (b - a))
+            first = np.arange(a, b, dtype=np.int64) * seq_len  # where each sample starts: document + offset
+            doc = np.searchsorted(starts, first, side="right") - 1
+            f.writelines(
+                json.dumps(f"{ids[d]}+{o}") + "\n" for d, o in zip(doc.tolist(), (first - starts[doc]).tolist())
+            )
+    w.close()
+    dst.with_name(dst.name + ".ids.jsonl.tmp").replace(dst.with_name(dst.name + ".ids.jsonl"))
+    return n, n_tokens - n * seq_len
+
+
+def _shard_ids(path: Path, name: str, n: int) -> list[str]:
+    """The document ids of a shard (from its ids file; `<shard>#<i>` when it has none)."""
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            ids = [json.loads(x) for x in f if x.strip()]
+        if len(ids) == n:
+            return ids
+    return [f"{name}#{i}" for i in range(n)]
+
+
+def sample_folder(token_dir: Path, out: Path, seq_len: int) -> Path:
+    """A token folder whose train shards are the tokenize stage's cut into samples of
+    `seq_len` tokens (documents back to back, as the trainer reads them; the last
+    partial sample of each shard is left out and counted) and whose validation shards
+    are the stage's own (hard links).
+
+    The trainer shuffles documents: over a pool of a few long English speeches and many
+    short Japanese leads, the first train_tokens of a document-shuffled stream can hold
+    almost no English. Shuffling samples instead (as Megatron-LM and OLMo do) makes the
+    languages of every prefix follow the pool's shares."""
+    manifest = TokenManifest.read(token_dir)
+    key = _key({"manifest": sha256_file(token_dir / TokenManifest.FILENAME), "seq_len": seq_len})
+    stamp = out / "samples.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shards, left = [], {}
+    for s in manifest.shards:
+        if s.split != "train":
+            for suffix in (".bin", ".idx"):
+                _link(token_dir / (s.path + suffix), out / (s.path + suffix))
+            _link(token_dir / s.ids_path, out / s.ids_path)
+            shards.append(s)
+            continue
+        n, rest = _sample_shard(token_dir / s.path, token_dir / s.ids_path, out / s.path, seq_len)
+        left[s.source] = left.get(s.source, 0) + rest
+        shards.append(
+            ShardEntry(
+                path=s.path,
+                sha256=sha256_file(out / (s.path + ".bin")),
+                idx_sha256=sha256_file(out / (s.path + ".idx")),
+                documents=n,
+                tokens=n * seq_len,
+                source=s.source,
+                split="train",
+                ids_path=s.path + ".ids.jsonl",
+            )
+        )
+    m = manifest.model_copy(update={"tokenizer": _tokenizer_from(manifest, token_dir, out), "shards": shards})
+    TokenManifest.parse(m.dump(), out / TokenManifest.FILENAME).write(out)
+    samples = {s.source: 0 for s in shards if s.split == "train"}
+    for s in shards:
+        if s.split == "train":
+            samples[s.source] += s.documents
+    stamp.write_text(json.dumps({"key": key, "seq_len": seq_len, "samples": samples, "tokens_left_out": left}) + "\n")
+    _log(
+        f"train samples of {seq_len} tokens: "
+        + ", ".join(f"{k} {v:,} ({left.get(k, 0):,} tokens left out)" for k, v in samples.items())
+    )
+    return out
+
+
 def condition_folders(token_dir: Path, out: Path, ms) -> dict[str, Path]:
     """One token folder per condition: its languages' train shards and the validation
     shards of every language, so that every model is judged on the same text."""
@@ -197,12 +305,9 @@ def condition_folders(token_dir: Path, out: Path, ms) -> dict[str, Path]:
             for suffix in (".bin", ".idx"):
                 _link(token_dir / (s.path + suffix), dest / (s.path + suffix))
             _link(token_dir / s.ids_path, dest / s.ids_path)
-        tok = manifest.tokenizer
-        if not Path(tok.path).is_absolute():  # keep it pointing at the same file
-            tok = tok.model_copy(update={"path": os.path.relpath((token_dir / tok.path).resolve(), dest.resolve())})
         m = manifest.model_copy(
             update={
-                "tokenizer": tok,
+                "tokenizer": _tokenizer_from(manifest, token_dir, dest),
                 "shards": picked,
                 "condition": Condition(name=cond, train_languages=list(langs), from_=str(token_dir)),
             }
@@ -300,7 +405,8 @@ def train_run(rcfg: Config) -> Path:
     from shikomi.train.trainer import Trainer
 
     out = rcfg.stage_dir("train")
-    key = _key({"train": rcfg.train.model_dump(mode="json"), "seed": rcfg.seed})
+    data = Path(rcfg.train.input) / TokenManifest.FILENAME  # other shards: train again
+    key = _key({"train": rcfg.train.model_dump(mode="json"), "seed": rcfg.seed, "data": sha256_file(data)})
     stamp = out / "experiment_key.json"
     if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("key") != key):
         shutil.rmtree(out)  # a run of other settings: start over
@@ -487,10 +593,11 @@ def run_mix_scaling(cfg: Config) -> dict:
     t0 = time.time()
     root = cfg.run_path / EXPERIMENT_DIR
     token_dir = build_data(cfg, root)
-    folders = condition_folders(token_dir, root / "shards", ms)
+    steps, batch, seq = steps_for(cfg)
+    samples = sample_folder(token_dir, root / "samples", seq) if ms.samples else token_dir
+    folders = condition_folders(samples, root / "shards", ms)
     manifest = TokenManifest.read(token_dir)
     vocab = manifest.tokenizer.vocab_size
-    steps, batch, seq = steps_for(cfg)
     n = len(ms.conditions) * len(ms.models)
     _log(f"{len(ms.models)} models x {len(ms.conditions)} conditions, {steps} steps of {batch} x {seq} tokens each")
     rows = []
@@ -533,6 +640,7 @@ def run_mix_scaling(cfg: Config) -> dict:
         "seq_len": seq,
         "vocab_size": vocab,
         "train_tokens_available": avail,
+        "train_samples": ms.samples,
         "token_dir": str(token_dir),
         "seed": cfg.seed,
     }

@@ -70,7 +70,9 @@ CODE_LINES = [
     "x = [1, 2, 3]",
 ]
 
-TRAIN = {"seq_len": 16, "global_batch_size": 8, "micro_batch_size": 2, "max_steps": 20, "seed": 7}
+# seed 3: the order in which the sentinel sentence (SENTINEL[:14]) sits inside one 16-token window,
+# so `find` has a text step to hand to `batch`
+TRAIN = {"seq_len": 16, "global_batch_size": 8, "micro_batch_size": 2, "max_steps": 20, "seed": 3}
 SENTINEL = "猫が窓辺で静かに眠っている午後の光景を記録する。"
 
 

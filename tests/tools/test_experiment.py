@@ -18,6 +18,7 @@ from shikomi.core.schemas import TokenManifest
 from shikomi.core.shards import ShardReader, ShardWriter
 from shikomi.errors import UserError
 from shikomi.tools import experiment as E
+from shikomi.train.data import step_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKYO = ROOT / "configs" / "recipes" / "tokyo-mix-study.yaml"
@@ -84,6 +85,38 @@ def test_condition_folders_train_on_their_languages_and_validate_on_all(tmp_path
             assert len(a) == len(b) and all(np.array_equal(a[i], b[i]) for i in range(len(a)))
         # the tokenizer path still names the same file from the new folder
         assert (folders[cond] / m["tokenizer"]["path"]).resolve() == (tok / "tok" / "tokenizer.model").resolve()
+
+
+def test_train_samples_are_the_documents_back_to_back_cut_to_seq_len(tmp_path):
+    """Each language's train documents, in order, cut into samples of seq_len tokens (the
+    trainer shuffles these, not whole documents); validation shards stay as they are."""
+    tok = _token_folder(tmp_path / "tokenize")
+    out = E.sample_folder(tok, tmp_path / "samples", 8)
+    m = TokenManifest.read(out).dump()
+    info = json.loads((out / "samples.json").read_text())
+    for s in m["shards"]:
+        a, b = ShardReader(out / s["path"]), ShardReader(tok / s["path"])
+        if s["split"] == "val":
+            assert len(a) == len(b) and all(np.array_equal(a[i], b[i]) for i in range(len(a)))
+            continue
+        stream = np.concatenate([b[i] for i in range(len(b))])  # 20..24 tokens: 110 per source
+        assert len(a) == s["documents"] == 110 // 8 and s["tokens"] == 110 // 8 * 8
+        assert all(len(a[i]) == 8 for i in range(len(a)))
+        assert np.array_equal(np.concatenate([a[i] for i in range(len(a))]), stream[: s["tokens"]])
+        assert info["tokens_left_out"][s["source"]] == 110 % 8
+        ids = [json.loads(x) for x in (out / s["ids_path"]).read_text().splitlines()]
+        assert ids[:4] == [
+            f"{s['source']}-train-0+0",
+            f"{s['source']}-train-0+8",
+            f"{s['source']}-train-0+16",
+            f"{s['source']}-train-1+4",
+        ]
+    assert (out / m["tokenizer"]["path"]).resolve() == (tok / "tok" / "tokenizer.model").resolve()
+    before = (out / "ja" / "train_00000.bin").stat().st_mtime_ns
+    assert E.sample_folder(tok, tmp_path / "samples", 8) == out  # done: kept
+    assert (out / "ja" / "train_00000.bin").stat().st_mtime_ns == before
+    E.sample_folder(tok, tmp_path / "samples", 4)  # another sequence length: cut again
+    assert TokenManifest.read(out).dump()["shards"][0]["documents"] == 110 // 4
 
 
 def test_condition_folders_need_a_validation_set_per_language(tmp_path):
@@ -228,6 +261,16 @@ def test_mix_scaling_on_real_text(shared_data, tmp_path):
     assert set(rows) == {"ja-only", "en-only", "mixed"}
     ja = {c: float(rows[c]["val_loss_ja"]) for c in rows}
     en = {c: float(rows[c]["val_loss_en"]) for c in rows}
+    # the mixed model trained on both languages about equally, although the English pool is
+    # nine speeches of ~6,500 tokens and the Japanese one ~900 leads of ~66 (samples, not
+    # documents, are shuffled)
+    root = tmp_path / "runs" / "tokyo-mix-study-tiny" / "experiment" / "mix-scaling"
+    tc = load_config(root / "runs" / "mixed-s" / "train" / "config.yaml").train
+    seen = {"ja": 0, "en": 0}
+    for step in range(tc.max_steps):
+        for d in step_documents(root / "shards" / "mixed", tc, step):
+            seen[d["source"]] += d["tokens"]
+    assert 0.4 < seen["en"] / sum(seen.values()) < 0.6, seen
     assert ja["en-only"] > max(ja["ja-only"], ja["mixed"]) + 1.0, ja
     assert en["ja-only"] > max(en["en-only"], en["mixed"]) + 0.5, en
     for c in rows:  # each model's loss fell
