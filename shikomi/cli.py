@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", help="compare these profiles side by side (comma-separated), with HojiChar's chain")
     p.add_argument("--no-hojichar", action="store_true", help="with --profile: leave out HojiChar's own chain")
+    p.add_argument(
+        "--held-out", action="store_true", help="only the lines the shipped model never saw, scored by it as shipped"
+    )
     p.add_argument("--plot", help="with --profile: also write good kept vs bad dropped as a PNG here")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export-hf", help="export a checkpoint as a transformers Llama model")

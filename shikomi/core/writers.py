@@ -15,11 +15,10 @@ from datatrove.pipeline.base import PipelineStep
 from shikomi.core.datatrove_adapter import StreamingParquetWriter
 from shikomi.core.rules import count_route
 
-
 # Text per row group (characters, plus a small allowance per row): the most a writer
 # holds in memory per open file. Part of the output format (the row-group layout), so
 # a constant rather than a setting: the same input gives the same bytes everywhere.
-ROW_GROUP_BYTES = 32 << 20
+ROW_GROUP_BYTES = 4 << 20
 
 
 class DocWriter(StreamingParquetWriter):

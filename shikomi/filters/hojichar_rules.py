@@ -13,6 +13,7 @@ from pydantic import Field
 from shikomi.config.base import Section
 from shikomi.filters.base import CleanRule, register
 from shikomi.filters.hojichar_adapter import special_characters_ratio, text_chunks
+from shikomi.filters.ja_words import SharedTagger
 
 
 class HojiCharRule(CleanRule):
@@ -395,7 +396,9 @@ class TooManyNouns(HojiCharRule):
     def make(self):
         from hojichar.filters.document_filters import DiscardTooManyNouns
 
-        return DiscardTooManyNouns(threshold=self.params.threshold, max_parse_chars=self.params.max_parse_chars)
+        f = DiscardTooManyNouns(threshold=self.params.threshold, max_parse_chars=self.params.max_parse_chars)
+        f.tagger = SharedTagger()  # one parse per document, shared with the other word rules
+        return f
 
     def value(self, text):
         n = total = 0
@@ -426,11 +429,13 @@ class WordRepetitionRatio(HojiCharRule):
     def make(self):
         from hojichar.filters.document_filters import WordRepetitionRatioFilter
 
-        return WordRepetitionRatioFilter(
+        f = WordRepetitionRatioFilter(
             threshold=self.params.threshold,
             ngram_size=self.params.ngram_size,
             max_parse_chars=self.params.max_parse_chars,
         )
+        f.tagger = SharedTagger()
+        return f
 
     def value(self, text):
         return self._h_filter.compute_word_repetition_ratio(text, self.params.ngram_size)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from shikomi.config import load_config
+from shikomi.errors import UserError
 from shikomi.filters import quality_model
 from shikomi.filters.classifier import MODELS_DIR, SCORE_KEY
 from shikomi.filters.evaluate import compare, format_compare, group_labelled, run_chain
@@ -162,3 +163,59 @@ def test_clean_eval_compares_profiles_side_by_side(shared_data, tmp_path):
         kept_docs = round(o["keep_good"] * o["documents_good"]) + round(o["keep_bad"] * o["documents_bad"])
         dropped = sum(x["dropped_good"] + x["dropped_bad"] for x in r["rules"])
         assert kept_docs + dropped == n  # every document is kept or dropped by exactly one rule
+
+
+@pytest.mark.realdata
+def test_clean_eval_held_out_scores_only_lines_the_model_never_saw(shared_data):
+    """`--held-out`: the shipped model as shipped, on its recipe's held-out lines only (the
+    numbers `quality_ja.json` records), no retraining."""
+    res = compare(load_config(None), str(shared_data / GOLD), ["default"], group=3, held_out=True, hojichar=False)[0]
+    assert res["lines"] == CARD["held_out"]["lines"]
+    o = res["overall"]
+    assert (o["documents_good"], o["documents_bad"]) == (
+        CARD["held_out"]["documents_good"],
+        CARD["held_out"]["documents_bad"],
+    )
+    assert round(o["keep_good"], 4) == CARD["held_out"]["good_kept"]
+    assert round(o["drop_bad"], 4) == CARD["held_out"]["bad_dropped"]
+    assert any("never trained on" in n for n in res["notes"])
+    with pytest.raises(UserError, match="--held-out"):
+        compare(load_config(None), str(ROOT / "README.md"), ["default"], held_out=True)
+
+
+@pytest.mark.realdata
+def test_word_rules_share_one_parse_and_decide_as_with_their_own(shared_data):
+    """too_many_nouns, word_repetition and the classifier's words come from one fugashi
+    parse per document; every value equals what each gets from its own tagger."""
+    from fugashi import Tagger
+    from hojichar import Document as HDocument
+    from hojichar.filters.document_filters import DiscardTooManyNouns, WordRepetitionRatioFilter
+
+    from shikomi.filters import ja_words
+    from shikomi.filters.classifier import words
+
+    rows = [json.loads(x) for x in (shared_data / GOLD).open(encoding="utf-8")]
+    texts = [d["text"] for d in group_labelled(rows, 3)][:120]
+    norm = make_rule("normalize", {})
+    texts = [norm.apply_text(t) for t in texts]
+    nouns, rep = make_rule("too_many_nouns", {}), make_rule("word_repetition", {})
+    for r in (nouns, rep):
+        r.ensure_ready()
+    own_nouns, own_rep, own = DiscardTooManyNouns(), WordRepetitionRatioFilter(ngram_size=7), Tagger("-Owakati")
+    dropped = 0
+    for t in texts:
+        got = (nouns.apply_text(t), rep._h_filter.compute_word_repetition_ratio(t, 7), words(t))
+        assert ja_words._NODES[0] == t  # one parse served all three
+        want_nouns = own_nouns.apply(HDocument(t)).is_rejected
+        assert (got[0] is not None) == want_nouns
+        if got[0] is not None:
+            assert got[0][1] >= 0.8
+            dropped += 1
+        assert got[1] == own_rep.compute_word_repetition_ratio(t, 7)
+        assert got[2] == " ".join(own.parse(t).split())
+    assert dropped  # the set has keyword lists and ad copy that too_many_nouns drops
+    # a node's features are read at parse time: a later parse does not change them
+    a = ja_words.nodes("今日は良い天気です")
+    ja_words.wakati("東京都の人口を調べる")
+    ja_words.word_list("全く別の文章です")
+    assert [w.feature.pos1 for w in a] == ["名詞", "助詞", "形容詞", "名詞", "助動詞"]
