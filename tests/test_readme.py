@@ -125,6 +125,10 @@ def make_demo(where: Path) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     if not (where / "configs").exists():
         (where / "configs").symlink_to(ROOT / "configs")
+    # the pages' data paths (`../shared/data/...`) are relative to the checkout
+    shared = ROOT.parent / "shared"
+    if shared.is_dir() and not (where.parent / "shared").exists():
+        (where.parent / "shared").symlink_to(shared)
     if not (where / "demo-output.txt").is_file():
         rc, out, err = run_cli(["run", "--config", "configs/demo.yaml"], where)
         assert rc == 0, f"the demo failed:\n{out[-2000:]}\n{err[-2000:]}"

@@ -37,6 +37,7 @@ WARC_GLOBS = ("*.warc", "*.warc.gz", "*.wet", "*.wet.gz", "*.warc.wet.gz", "*.ar
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml")
 TEXT_TYPES = ("text/plain",)
 _DUMP_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
+_ISO_DATE_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z", re.ASCII)
 
 
 class ExtractTimeout(Exception):
@@ -88,6 +89,13 @@ def parse_warc_date(raw: str | None) -> str | None:
     if not raw:
         return None
     s = raw.strip()
+    m = _ISO_DATE_RE.fullmatch(s)
+    if m and s[0] != "0":  # the usual form, already canonical: only check that it is a real date
+        try:
+            datetime(*map(int, m.groups()))
+            return s
+        except ValueError:
+            return None
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S%z"):
         try:
             return datetime.strptime(s, fmt).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -102,10 +102,11 @@ def run_one(
     The stage's config fingerprint is checked first (shikomi.pipeline.fingerprint):
     another config stops here naming the changed keys; `force` clears the folder
     (before build: a builder may check its previous output); a complete stage is
-    not run again."""
+    not run again. The fingerprint is recorded after the build, so a config or input
+    the builder rejects leaves nothing behind."""
     folder = cfg.stage_dir(entry(name).folder)
     check_configs(cfg, [name])
-    state = check_stage(name, cfg, input_path, force=force)
+    state = check_stage(name, cfg, input_path, force=force, record=False)
     if state == "complete":
         st = StageStats.read(folder, missing_ok=True)
         stats = st.dump() if st is not None else {}
@@ -113,6 +114,7 @@ def run_one(
         check_documents_read(name, stats)
         return stats
     stage = build_stage(name, cfg, input_path)
+    check_stage(name, cfg, input_path)  # recorded once the build accepted the input and config
     if force and stage.path != folder:
         reset_stage(stage.path)
     note_idle_tasks(stage)

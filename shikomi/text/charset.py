@@ -132,7 +132,7 @@ def decode_html(body: bytes, http_charset: str | None = None) -> Decoded:
             t = _strict(body, codec)
             if t is not None:
                 return Decoded(t, codec, declared, "bom")
-    if any(e in body for e in _ISO2022_ESC) and max(body, default=0) < 0x80:
+    if b"\x1b" in body and body.isascii() and any(e in body for e in _ISO2022_ESC):
         t = _strict(body, "iso2022_jp_ext") or _strict(body, "iso2022_jp_2")
         if t is not None:
             return Decoded(t, "iso2022_jp", declared, "iso2022")

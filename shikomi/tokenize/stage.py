@@ -42,7 +42,7 @@ from shikomi.config import Config
 from shikomi.core.documents import column_batches, input_files
 from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
-from shikomi.core.sampling import first_fit, seeded_hash, seeded_hashes
+from shikomi.core.sampling import first_fit, seeded_hashes
 from shikomi.core.schemas import MixPlan, TokenManifest
 from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
 from shikomi.core.writers import DocWriter
@@ -92,6 +92,61 @@ def _loads(line: str):
         return orjson.loads(line)
     except ImportError:  # pragma: no cover
         return json.loads(line)
+
+
+class _Sidecar:
+    """The id sidecar of one part file as columns: ids (a list), epochs and chars (arrays)."""
+
+    def __init__(self, ids: list, epochs: np.ndarray, chars: np.ndarray):
+        self.ids, self.epochs, self.chars = ids, epochs, chars
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _read_sidecar(path: Path) -> _Sidecar:
+    """`[id, epoch, chars]` lines, parsed in one call (JSON strings hold no raw newline)."""
+    raw = path.read_bytes().rstrip(b"\n")
+    rows = _loads(b"[" + raw.replace(b"\n", b",") + b"]") if raw else []
+    return _Sidecar(
+        [r[0] for r in rows],
+        np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
+        np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)),
+    )
+
+
+def _hashes(seed, prefix: tuple, ids: list, epochs: list | None = None) -> np.ndarray:
+    """`seeded_hash(seed, *prefix, id)` (or `(..., id, epoch)`) of every id, as uint64."""
+    if epochs is None:
+        return seeded_hashes(seed, prefix, [(d,) for d in ids])
+    return seeded_hashes(seed, prefix, zip(ids, epochs))
+
+
+def _gather(tokens: list, part: np.ndarray, start: np.ndarray, length: np.ndarray, dtype, chunk: int = 1 << 22):
+    """The token ranges `tokens[part[k]][start[k]:start[k] + length[k]]` back to back, copied
+    with fancy indexing in chunks of about `chunk` tokens (index arrays stay small)."""
+    length = np.asarray(length, dtype=np.int64)
+    ends = np.cumsum(length)
+    total = int(ends[-1]) if ends.size else 0
+    out = np.empty(total, dtype=dtype)
+    begins = ends - length
+    a, n = 0, length.size
+    while a < n:
+        b = max(int(np.searchsorted(ends, int(begins[a]) + chunk, side="right")), a + 1)
+        t0, t1 = int(begins[a]), int(ends[b - 1])
+        lens = length[a:b]
+        src = np.arange(t1 - t0, dtype=np.int64) + np.repeat(start[a:b] - (begins[a:b] - t0), lens)
+        ps = part[a:b]
+        if len(tokens) == 1 or bool(np.all(ps == ps[0])):
+            out[t0:t1] = tokens[int(ps[0])][src]
+        else:
+            tp = np.repeat(ps, lens)
+            seg = out[t0:t1]
+            for q in np.unique(ps).tolist():
+                m = tp == q
+                seg[m] = tokens[q][src[m]]
+        a = b
+    return out
 
 
 class EncodeToParts(PipelineStep):
@@ -302,9 +357,6 @@ class MergeShards(PipelineStep):
         self.plan_path = plan_path
 
     # ---------------------------------------------------------------- helpers
-    def _h(self, *parts) -> int:
-        return seeded_hash(self.seed, *parts)
-
     def _load_parts(self):
         parts_root = Path(self.out_dir) / PARTS
         per_source: dict[str, list] = {}
@@ -315,87 +367,87 @@ class MergeShards(PipelineStep):
                 raise RuntimeError(f"{d}: encode task {r} did not finish; rerun the tokenize stage")
             for src in json.loads(done.read_text())["sources"]:
                 reader = ShardReader(d / src)
-                with open(d / f"{src}.ids.jsonl", encoding="utf-8") as f:
-                    meta = [_loads(line) for line in f]
+                meta = _read_sidecar(d / f"{src}.ids.jsonl")
                 if len(meta) != len(reader):
                     raise RuntimeError(f"{d / src}: {len(reader)} sequences but {len(meta)} ids")
                 per_source.setdefault(src, []).append((reader, meta))
         return per_source
 
-    def _order(self, src: str, ids: list, pos: np.ndarray, epochs: list[int]) -> np.ndarray:
+    def _order(self, src: str, ids: list, pos: np.ndarray, epochs) -> np.ndarray:
         """`pos` (with their epochs) in shuffled order: a seeded hash of (id, epoch), equal
         hashes ordered by (id, epoch), so the order never depends on tasks."""
         if pos.size == 0:
             return pos
-        keys = seeded_hashes(self.seed, ("shuffle", src), ((ids[int(p)], e) for p, e in zip(pos, epochs)))
+        pos_l = pos.tolist()
+        ep_l = np.asarray(epochs, dtype=np.int64).tolist()
+        keys = _hashes(self.seed, ("shuffle", src), [ids[p] for p in pos_l], ep_l)
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
         if sk.size > 1 and bool(np.any(sk[1:] == sk[:-1])):
-            order = np.asarray(
-                sorted(range(pos.size), key=lambda k: (int(keys[k]), ids[int(pos[k])], epochs[k])), dtype=np.int64
-            )
+            order = np.asarray(sorted(range(pos.size), key=lambda k: (int(keys[k]), ids[pos_l[k]], ep_l[k])), np.int64)
         return order
 
     def _split(self, src: str, parts: list):
         """(arrays, val positions, train positions in shuffled order, reserve positions
         in shuffled order)."""
-        part_no, seq_no, lengths, ids, epochs, chars = [], [], [], [], [], []
-        for p, (reader, meta) in enumerate(parts):
-            n = len(reader)
-            part_no.append(np.full(n, p, dtype=np.int32))
-            seq_no.append(np.arange(n, dtype=np.int64))
-            lengths.append(reader.lengths.astype(np.int64))
-            ids.extend(m[0] for m in meta)
-            epochs.extend(int(m[1]) for m in meta)
-            chars.extend(int(m[2]) for m in meta)
-        part_no = np.concatenate(part_no)
-        seq_no = np.concatenate(seq_no)
-        lengths = np.concatenate(lengths)
-        # the mix's reserve (epoch -1): documents beyond the estimated need, used only
-        # when the real count of their source falls short
-        reserve_ids = {d for d, e in zip(ids, epochs) if e < 0}
-        # validation: unique ids, every repeat goes with it
-        first: dict[str, int] = {}
-        for i, (d, e) in enumerate(zip(ids, epochs)):
-            if e < 0:
-                continue
-            j = first.get(d)
-            if j is None or e < epochs[j]:
-                first[d] = i
-        uniq = sorted(first)
-        n_u = len(uniq)
+        part_no = np.concatenate([np.full(len(r), p, dtype=np.int32) for p, (r, _) in enumerate(parts)])
+        seq_no = np.concatenate([np.arange(len(r), dtype=np.int64) for r, _ in parts])
+        lengths = np.concatenate([r.lengths.astype(np.int64) for r, _ in parts])
+        ids = [d for _, m in parts for d in m.ids]
+        epochs = np.concatenate([m.epochs for _, m in parts])
+        chars = np.concatenate([m.chars for _, m in parts])
+        n = len(ids)
+        # each id as a number (first seen first): the set logic below runs on arrays
+        code_of: dict = {}
+        codes = np.fromiter((code_of.setdefault(d, len(code_of)) for d in ids), dtype=np.int64, count=n)
+        n_codes = len(code_of)
+        planned = epochs >= 0
+        # validation: unique ids (of planned copies: the mix's reserve, epoch -1, is
+        # used only when the real count of its source falls short), the copy of lowest
+        # epoch (then first) standing for the id, every repeat goes with it
+        pl = np.nonzero(planned)[0]
+        o = pl[np.lexsort((pl, epochs[pl], codes[pl]))]
+        head = np.ones(o.size, bool)
+        head[1:] = codes[o[1:]] != codes[o[:-1]]
+        first = o[head]  # one position per planned id
+        n_u = int(first.size)
         n_val = max(self.tc["val_min_docs"], math.ceil(self.tc["val_fraction"] * n_u))
         # capped by val_max_fraction (of documents, and of tokens: a long document that
         # would take more is passed over), but a source of 2+ documents always gets one
         n_val = min(n_val, max(int(self.tc["val_max_fraction"] * n_u), 1 if n_u >= 2 and n_val else 0))
-        val_list: list[str] = []
+        val_pos_l: list[int] = []
         if n_val > 0:
-            scored = sorted(uniq, key=lambda d: (self._h("val", src, d), d))
-            budget = self.tc["val_max_fraction"] * float(sum(int(lengths[first[d]]) for d in uniq))
+            fid = [ids[i] for i in first.tolist()]
+            h = _hashes(self.seed, ("val", src), fid)
+            scored = np.argsort(h, kind="stable")
+            hs = h[scored]
+            if hs.size > 1 and bool(np.any(hs[1:] == hs[:-1])):  # equal hashes: ordered by id
+                scored = np.asarray(sorted(range(n_u), key=lambda k: (int(h[k]), fid[k])), dtype=np.int64)
+            cand = first[scored].tolist()
+            cand_len = lengths[first[scored]].tolist()
+            budget = self.tc["val_max_fraction"] * float(int(lengths[first].sum()))
             used = 0
-            for d in scored:
-                t = int(lengths[first[d]])
+            for i, t in zip(cand, cand_len):
                 if used + t <= budget:
-                    val_list.append(d)
+                    val_pos_l.append(i)
                     used += t
-                    if len(val_list) >= n_val:
+                    if len(val_pos_l) >= n_val:
                         break
-            if not val_list and n_u >= 2:
-                val_list = [min(scored, key=lambda d: (int(lengths[first[d]]), scored.index(d)))]
-        val_ids = set(val_list)
-        val_pos = np.asarray([first[d] for d in val_list], dtype=np.int64)
-        reserve_ids -= val_ids
-        reserve_ids -= set(first)  # a document both planned and in reserve counts as planned
-        train_pos = np.asarray(
-            [i for i, (d, e) in enumerate(zip(ids, epochs)) if e >= 0 and d not in val_ids], dtype=np.int64
-        )
-        reserve_pos = np.asarray([i for i, d in enumerate(ids) if d in reserve_ids and epochs[i] < 0], dtype=np.int64)
-        val_set = set(int(x) for x in val_pos)
-        repeats = np.asarray(
-            [i for i, d in enumerate(ids) if d in val_ids and i not in val_set and epochs[i] >= 0], dtype=np.int64
-        )
-        train_pos = train_pos[self._order(src, ids, train_pos, [epochs[int(i)] for i in train_pos])]
-        reserve_pos = reserve_pos[self._order(src, ids, reserve_pos, [epochs[int(i)] for i in reserve_pos])]
+            if not val_pos_l and n_u >= 2:
+                val_pos_l = [cand[int(np.argmin(np.asarray(cand_len, dtype=np.int64)))]]
+        val_pos = np.asarray(val_pos_l, dtype=np.int64)
+        is_val = np.zeros(n_codes, bool)
+        is_val[codes[val_pos]] = True
+        has_planned = np.zeros(n_codes, bool)
+        has_planned[codes[pl]] = True
+        train_pos = np.nonzero(planned & ~is_val[codes])[0]
+        # a document both planned and in reserve counts as planned
+        reserve_pos = np.nonzero(~planned & ~has_planned[codes])[0]
+        not_val_copy = np.ones(n, bool)
+        not_val_copy[val_pos] = False
+        repeats = np.nonzero(is_val[codes] & not_val_copy & planned)[0]
+        train_pos = train_pos[self._order(src, ids, train_pos, epochs[train_pos])]
+        reserve_pos = reserve_pos[self._order(src, ids, reserve_pos, epochs[reserve_pos])]
         starts = np.concatenate([np.asarray(r.offsets, dtype=np.int64) // r.dtype.itemsize for r, _ in parts])
         arrays = {
             "part": part_no,
@@ -403,8 +455,9 @@ class MergeShards(PipelineStep):
             "start": starts,
             "len": lengths,
             "ids": ids,
+            "codes": codes,
             "epochs": epochs,
-            "chars": np.asarray(chars, dtype=np.int64),
+            "chars": chars,
             "val_repeats": repeats,
         }
         return arrays, val_pos, train_pos, reserve_pos
@@ -429,11 +482,11 @@ class MergeShards(PipelineStep):
             rel = f"{src}/{split}_{n:05d}"
             sel = pos[a:b]
             w = ShardWriter(out / rel, dtype)
-            chunks = [tokens[arr["part"][k]][arr["start"][k] : arr["start"][k] + arr["len"][k]] for k in sel]
-            w.add_many(np.concatenate(chunks) if chunks else np.zeros(0, dtype), arr["len"][sel])
+            w.add_many(_gather(tokens, arr["part"][sel], arr["start"][sel], arr["len"][sel], dtype), arr["len"][sel])
             w.close()
-            with open(out / f"{rel}.ids.jsonl.tmp", "w", encoding="utf-8") as f:
-                f.write("".join(_dumps(arr["ids"][k]) + "\n" for k in sel))
+            with open(out / f"{rel}.ids.jsonl.tmp", "wb") as f:
+                ids = arr["ids"]
+                f.write(b"".join(map(_dumpb, [ids[k] for k in sel.tolist()])))
             os.replace(out / f"{rel}.ids.jsonl.tmp", out / f"{rel}.ids.jsonl")
             self.stat_update("docs_out", value=int(sel.size))
             self.stat_update("chars_out", value=int(arr["chars"][sel].sum()))
@@ -496,17 +549,18 @@ class MergeShards(PipelineStep):
                 used_reserve = reserve_pos[sz["reserve"]] if reserve_pos.size else reserve_pos
                 unused_reserve = reserve_pos[~sz["reserve"]] if reserve_pos.size else reserve_pos
                 pool = np.concatenate([train_pos, used_reserve])
-                ep = [max(arr["epochs"][int(i)], 0) for i in pool]
-                top = max([e for e in arr["epochs"]] + [0]) + 1
-                final, final_ep = [pool], list(ep)
+                ep = np.maximum(arr["epochs"][pool], 0)
+                top = max(int(arr["epochs"].max()) if arr["epochs"].size else 0, 0) + 1
+                final, final_ep = [pool], [ep]
                 for k in range(sz["passes"]):
                     final.append(pool)
-                    final_ep += [top + k] * pool.size
+                    final_ep.append(np.full(pool.size, top + k, dtype=np.int64))
                 if sz["prefix"] is not None and bool(sz["prefix"].any()):
                     extra = pool[sz["prefix"]]
                     final.append(extra)
-                    final_ep += [top + sz["passes"]] * extra.size
-                train_pos = np.concatenate(final) if final else pool
+                    final_ep.append(np.full(extra.size, top + sz["passes"], dtype=np.int64))
+                train_pos = np.concatenate(final)
+                final_ep = np.concatenate(final_ep)
                 train_pos = train_pos[self._order(src, arr["ids"], train_pos, final_ep)]
                 parts = per_source[src]
                 manifest_shards += self._write(src, "train", parts, arr, train_pos, dtype)
@@ -522,7 +576,7 @@ class MergeShards(PipelineStep):
                             id=arr["ids"][i],
                             metadata={
                                 "source": src,
-                                "epoch": arr["epochs"][i],
+                                "epoch": int(arr["epochs"][i]),
                                 "tokens": int(arr["len"][i]),
                                 "reject_reason": reason,
                             },
@@ -534,16 +588,17 @@ class MergeShards(PipelineStep):
                 if unused_reserve.size:
                     self.stat_update(f"dropped/{RESERVE_UNUSED}", value=int(unused_reserve.size))
                     self.stat_update(f"dropped_chars/{RESERVE_UNUSED}", value=int(arr["chars"][unused_reserve].sum()))
-                firsts = {}
-                for i in train_pos:
-                    firsts.setdefault(arr["ids"][int(i)], int(i))
+                codes = arr["codes"]
+                # the first copy of each id in training order; of each id, its first planned
+                # copy (else its first copy) for what the source has
+                _, firsts = np.unique(codes[train_pos], return_index=True)
                 train_tokens = int(arr["len"][train_pos].sum())
-                unique_train = int(sum(int(arr["len"][i]) for i in firsts.values()))
-                seen: dict[str, int] = {}
-                for i, (d, e) in enumerate(zip(arr["ids"], arr["epochs"])):
-                    if d not in seen or (e >= 0 and arr["epochs"][seen[d]] < 0):
-                        seen[d] = i
-                available = int(sum(int(arr["len"][i]) for i in seen.values()))
+                unique_train = int(arr["len"][train_pos[firsts]].sum())
+                every = np.arange(codes.size)
+                o = np.lexsort((every, arr["epochs"] < 0, codes))
+                head = np.ones(o.size, bool)
+                head[1:] = codes[o[1:]] != codes[o[:-1]]
+                available = int(arr["len"][o[head]].sum())
                 avail_train = available - int(arr["len"][val_pos].sum())
                 summary[src] = {
                     "train_documents": int(train_pos.size),
