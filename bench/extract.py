@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 
@@ -106,20 +105,8 @@ print(json.dumps({"variant": variant, "wall_s": wall, "docs": docs, "chars": cha
 """
 
 
-def _tokens(text: str) -> Counter:
-    return Counter(re.findall(r"\w+", text.lower()))
-
-
-def f1(pred: str, gold: str) -> float:
-    p, g = _tokens(pred), _tokens(gold)
-    overlap = sum((p & g).values())
-    if not overlap:
-        return 0.0
-    prec, rec = overlap / sum(p.values()), overlap / sum(g.values())
-    return 2 * prec * rec / (prec + rec)
-
-
 def extraction_f1(data: Path) -> dict:
+    from shikomi.extract.evaluation import char_bigram_f1, japanese_references, token_f1
     from shikomi.extract.stage import extract_resiliparse, extract_trafilatura
     from shikomi.text.charset import decode_html
 
@@ -135,14 +122,12 @@ def extraction_f1(data: Path) -> dict:
         raw = gzip.decompress(p.read_bytes())
         html = decode_html(raw).text
         gold = gt[pid].get("articleBody") or ""
-        scores["resiliparse"].append(f1(extract_resiliparse(html), gold))
-        scores["trafilatura"].append(f1(extract_trafilatura(html), gold))
+        scores["resiliparse"].append(token_f1(extract_resiliparse(html), gold))
+        scores["trafilatura"].append(token_f1(extract_trafilatura(html), gold))
         # datatrove decodes with utf-8 then a chardet guess; here the same str goes in
-        scores["datatrove"].append(f1(dt.extract(html) or "", gold))
+        scores["datatrove"].append(token_f1(dt.extract(html) or "", gold))
     out = {k: sum(v) / len(v) for k, v in scores.items() if v}
     # Japanese: character-bigram F1 against the reference article text of real pages
-    from shikomi.extract.evaluation import char_bigram_f1, japanese_references
-
     refs = [(decode_html(raw).text, ref) for _, raw, ref in japanese_references(data / "realweb")]
     if refs:
         for name, fn in (

@@ -28,6 +28,13 @@ def seeded_hashes(seed, prefix: tuple, items) -> np.ndarray:
     return np.fromiter((h(pre + join(map(str, it))) for it in items), dtype=np.uint64, count=len(items))
 
 
+def seeded_hashes_str(seed, prefix: tuple, strings: list[str]) -> np.ndarray:
+    """`seeded_hash(seed, *prefix, s)` of every string `s` (parts already joined by NUL)
+    as a uint64 array: one concatenation and one hash per string."""
+    pre = "\x00".join(str(p) for p in (seed, *prefix)) + "\x00"
+    return np.fromiter(map(xxhash.xxh64_intdigest, [pre + s for s in strings]), dtype=np.uint64, count=len(strings))
+
+
 def seeded_uniform(seed, *parts) -> float:
     """`seeded_hash` scaled to [0, 1): a document's draw for sampling at a rate."""
     return seeded_hash(seed, *parts) / 2.0**64

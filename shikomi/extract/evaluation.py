@@ -126,7 +126,16 @@ def _bigrams(text: str) -> Counter:
 
 
 def char_bigram_f1(pred: str, gold: str) -> float:
-    p, g = _bigrams(pred), _bigrams(gold)
+    """F1 of character bigrams (whitespace removed, NFKC): the measure for Japanese."""
+    return _f1(_bigrams(pred), _bigrams(gold))
+
+
+def token_f1(pred: str, gold: str) -> float:
+    """F1 of lower-cased word tokens: the measure for English."""
+    return _f1(Counter(re.findall(r"\w+", pred.lower())), Counter(re.findall(r"\w+", gold.lower())))
+
+
+def _f1(p: Counter, g: Counter) -> float:
     overlap = sum((p & g).values())
     if not overlap:
         return 0.0

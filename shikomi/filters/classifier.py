@@ -83,7 +83,10 @@ def words(text: str) -> str:
 
 _TRAIN_CHILD = (
     "import json, sys, fasttext; "
-    "fasttext.train_supervised(sys.argv[1], **json.loads(sys.argv[3])).save_model(sys.argv[2])"
+    "m = fasttext.train_supervised(sys.argv[1], **json.loads(sys.argv[3])); "
+    "q = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None; "
+    "q is None or m.quantize(input=sys.argv[1], **q); "
+    "m.save_model(sys.argv[2])"
 )
 
 
@@ -112,6 +115,40 @@ def train_supervised(path: str, attempts: int = 10, **kw):
                 return fasttext.load_model(out)
         finally:
             os.unlink(out)
+    raise UserError(f"quality classifier: fastText training stopped with NaN {attempts + 1} times")
+
+
+def train_quantized(path: str, quantize: dict, out: str | None = None, attempts: int = 10, **kw):
+    """`train_supervised` then `quantize`, in a fresh process each time.
+
+    fastText 0.9.2's quantisation depends on what the process quantised before (the
+    second model quantised in one process differs from the first), so each model is
+    trained and quantised in a process of its own: the same file gives the same bytes
+    however many models were built before. NaN stops are retried as above. With `out`
+    the model file is written there as the child saved it (a model loaded and saved again
+    does not keep its bytes)."""
+    import subprocess
+    import sys
+
+    import fasttext
+
+    for _ in range(attempts + 1):
+        fd, tmp = tempfile.mkstemp(suffix=".ftz", prefix="shikomi-quality-")
+        os.close(fd)
+        try:
+            r = subprocess.run(
+                [sys.executable, "-c", _TRAIN_CHILD, path, tmp, json.dumps(kw), json.dumps(quantize)],
+                capture_output=True,
+                text=True,
+            )
+            if r.returncode == 0:
+                if out is not None:
+                    Path(out).write_bytes(Path(tmp).read_bytes())
+                return fasttext.load_model(tmp)
+            if "NaN" not in r.stderr:
+                raise UserError(f"quality classifier: fastText failed: {r.stderr.strip().splitlines()[-1:]}")
+        finally:
+            os.unlink(tmp)
     raise UserError(f"quality classifier: fastText training stopped with NaN {attempts + 1} times")
 
 

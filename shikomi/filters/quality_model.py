@@ -9,7 +9,8 @@ Training data (all numbers in `models/quality_ja.recipe.yaml`):
 - Japanese Wikipedia article leads as extra "good" lines: reference-like text, as in
   GPT-3's reference classifier and Swallow v2's wiki-likeness.
 
-fastText, one thread, fixed seed, then quantised: the same data gives the same bytes.
+fastText, one thread, fixed seed, then quantised, each model in a process of its own
+(`classifier.train_quantized`): the same data gives the same bytes.
 With `--cv` the build also chooses the threshold by k-fold cross-validation on the
 training lines only (the highest threshold at which the default profile keeps at least
 `target_keep_good` of the good documents) and measures the held-out part and JSQuAD's
@@ -30,7 +31,7 @@ from pydantic import Field
 
 from shikomi.config.base import Section
 from shikomi.errors import UserError
-from shikomi.filters.classifier import train_supervised, words
+from shikomi.filters.classifier import train_quantized, train_supervised, words
 
 MODELS_DIR = Path(__file__).parent / "models"
 MODEL = MODELS_DIR / "quality_ja.ftz"
@@ -93,13 +94,14 @@ def training_lines(gold_rows: list[dict], reference: list[str], recipe: Recipe) 
     return gold_lines(gold_rows, recipe) + reference_lines(reference, recipe)
 
 
-def train(lines: list[str], recipe: Recipe, quantize: bool = True):
+def train(lines: list[str], recipe: Recipe, quantize: bool = True, out: Path | None = None):
+    """The recipe's model of `lines`, quantised unless told not to; with `out` (quantised
+    only) the model file is also written there, byte for byte as built."""
     fd, fn = tempfile.mkstemp(suffix=".txt", prefix="shikomi-quality-model-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        model = train_supervised(
-            fn,
+        kw = dict(
             epoch=recipe.epoch,
             lr=recipe.lr,
             dim=recipe.dim,
@@ -110,9 +112,10 @@ def train(lines: list[str], recipe: Recipe, quantize: bool = True):
             seed=recipe.seed,
             verbose=0,
         )
-        if quantize:
-            model.quantize(input=fn, cutoff=recipe.cutoff, dsub=recipe.dsub, qnorm=False, retrain=False, thread=1)
-        return model
+        if not quantize:
+            return train_supervised(fn, **kw)
+        q = dict(cutoff=recipe.cutoff, dsub=recipe.dsub, qnorm=False, retrain=False, thread=1)
+        return train_quantized(fn, q, out=None if out is None else str(out), **kw)
     finally:
         os.unlink(fn)
 
@@ -133,9 +136,8 @@ def build_model(data: Path, out: Path, recipe: Recipe | None = None) -> str:
     recipe = recipe or load_recipe()
     gold, ref = load_data(data, recipe)
     train_rows, _ = split_gold(gold, recipe)
-    model = train(training_lines(train_rows, ref, recipe), recipe)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save_model(str(out))
+    train(training_lines(train_rows, ref, recipe), recipe, out=out)
     return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
@@ -149,6 +151,28 @@ def _rules_reason(texts: list[str]) -> list[str | None]:
     cfg = load_config(None, {"clean": {"rules": {CLASSIFIER_RULE: False}}})
     rules, _ = build_rules(cfg.clean)
     return [run_chain(rules, t)[0] for t in texts]
+
+
+def _classifier_inputs(texts: list[str]) -> list[str]:
+    """Each text as the default profile's classifier sees it: after the transforms that
+    run before it (normalisation, header/footer lines)."""
+    from datatrove.data import Document
+
+    from shikomi.config import load_config
+    from shikomi.filters.classifier import CLASSIFIER_RULE
+    from shikomi.filters.profile import build_rules
+
+    rules, _ = build_rules(load_config(None).clean)
+    names = [r.rule for r in rules]
+    pre = [r for r in rules[: names.index(CLASSIFIER_RULE)] if r.kind == "transform"]
+    out = []
+    for t in texts:
+        doc = Document(text=t, id="x")
+        for r in pre:
+            r.ensure_ready()
+            r.check(doc)
+        out.append(doc.text)
+    return out
 
 
 def _rates(docs: list[dict], t: float) -> tuple[float, float]:
@@ -168,15 +192,17 @@ def cross_validate(data: Path, recipe: Recipe | None = None, log=print) -> dict:
     gold, ref = load_data(data, recipe)
     train_rows, test_rows = split_gold(gold, recipe)
     docs = group_labelled(train_rows, recipe.group)
-    for d, reason in zip(docs, _rules_reason([d["text"] for d in docs])):
-        d["rules"] = reason
+    for d, reason, x in zip(
+        docs, _rules_reason([d["text"] for d in docs]), _classifier_inputs([d["text"] for d in docs])
+    ):
+        d["rules"], d["input"] = reason, x
     g_lines, r_lines = gold_lines(train_rows, recipe), reference_lines(ref, recipe)
     for f in range(recipe.folds):
         fold_lines = {i for k, d in enumerate(docs) if k % recipe.folds != f for i in d["lines"]}
         model = train([g_lines[i] for i in sorted(fold_lines)] + r_lines, recipe)
         for k, d in enumerate(docs):
             if k % recipe.folds == f:
-                d["score"] = p_good(model, d["text"], recipe.max_chars)
+                d["score"] = p_good(model, d["input"], recipe.max_chars)
         log(f"[quality-model] fold {f + 1}/{recipe.folds} scored")
     grid = [round(x * 0.01, 2) for x in range(1, 100)]
     ok = [t for t in grid if _rates(docs, t)[0] >= recipe.target_keep_good]
@@ -186,15 +212,16 @@ def cross_validate(data: Path, recipe: Recipe | None = None, log=print) -> dict:
 
     model = train(g_lines + r_lines, recipe)
     test_docs = group_labelled(test_rows, recipe.group)
-    for d, reason in zip(test_docs, _rules_reason([d["text"] for d in test_docs])):
+    texts = [d["text"] for d in test_docs]
+    for d, reason, x in zip(test_docs, _rules_reason(texts), _classifier_inputs(texts)):
         d["rules"] = reason
-        d["score"] = p_good(model, d["text"], recipe.max_chars)
+        d["score"] = p_good(model, x, recipe.max_chars)
     ho_keep, ho_drop = _rates(test_docs, threshold)
     ho_rules = _rates(test_docs, 0.0)
     wiki = [r["text"] for r in _jsonl(data / recipe.reference_eval)]
     wiki_docs = [
-        {"label": "good", "rules": reason, "score": p_good(model, t, recipe.max_chars)}
-        for t, reason in zip(wiki, _rules_reason(wiki))
+        {"label": "good", "rules": reason, "score": p_good(model, x, recipe.max_chars)}
+        for x, reason in zip(_classifier_inputs(wiki), _rules_reason(wiki))
     ]
     wiki_keep, _ = _rates(wiki_docs, threshold)
     wiki_model_keep = sum(d["score"] >= threshold for d in wiki_docs) / len(wiki_docs)

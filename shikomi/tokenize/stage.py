@@ -42,17 +42,23 @@ from shikomi.config import Config
 from shikomi.core.documents import column_batches, input_files
 from shikomi.core.files import sha256_file, write_json_atomic
 from shikomi.core.jobs import Job, Stage
-from shikomi.core.sampling import first_fit, seeded_hashes
+from shikomi.core.sampling import first_fit, seeded_hashes_str
 from shikomi.core.schemas import MixPlan, TokenManifest
 from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
 from shikomi.core.writers import DocWriter
 from shikomi.errors import UserError
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
 
 PARTS = "_parts"
 MERGED = "MERGED"
 TRIM = "ratio_trim"
 VAL_REPEAT = "val_repeat"
 RESERVE_UNUSED = "reserve_unused"
+READ_DOCS = 8192  # rows per Parquet read batch of an encode task (I/O granularity, not a setting)
 
 
 def _safe_source(s) -> str:
@@ -66,60 +72,48 @@ def _load_sp(model: str):
     return spm.SentencePieceProcessor(model_file=model)
 
 
-def _dumps(obj) -> str:
-    try:
-        import orjson
-
-        return orjson.dumps(obj).decode("utf-8")
-    except ImportError:  # pragma: no cover
-        return json.dumps(obj, ensure_ascii=False)
-
-
 def _dumpb(obj) -> bytes:
-    """`_dumps(obj)` and a newline, as UTF-8."""
-    try:
-        import orjson
-
+    """`obj` as one line of JSON (UTF-8, newline-terminated)."""
+    if orjson is not None:
         return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
-    except ImportError:  # pragma: no cover
-        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")  # pragma: no cover
 
 
-def _loads(line: str):
-    try:
-        import orjson
-
-        return orjson.loads(line)
-    except ImportError:  # pragma: no cover
-        return json.loads(line)
+def _loads(line):
+    return orjson.loads(line) if orjson is not None else json.loads(line)
 
 
 class _Sidecar:
-    """The id sidecar of one part file as columns: ids (a list), epochs and chars (arrays)."""
+    """The id sidecar of one part file (`[id, epoch, chars]` lines) as columns: ids (a
+    list), epochs and chars (arrays), and where each id's JSON lies in `raw` (its bytes
+    with the comma after each id made a newline), so the merge copies ids without
+    serialising them again."""
 
-    def __init__(self, ids: list, epochs: np.ndarray, chars: np.ndarray):
-        self.ids, self.epochs, self.chars = ids, epochs, chars
+    def __init__(self, path: Path):
+        data = path.read_bytes()
+        rows = _loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]") if data.strip() else []
+        self.ids = [r[0] for r in rows]
+        self.epochs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        self.chars = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
+        raw = np.frombuffer(data, dtype=np.uint8).copy()
+        ends = np.flatnonzero(raw == 10)
+        commas = np.flatnonzero(raw == 44)
+        # epoch and chars are integers: the second-to-last comma of a line ends its id
+        cut = commas[np.searchsorted(commas, ends) - 2] if ends.size else ends
+        raw[cut] = 10
+        self.raw = raw
+        self.id_start = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64) + 1 if ends.size else ends
+        self.id_len = cut + 1 - self.id_start
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def _read_sidecar(path: Path) -> _Sidecar:
-    """`[id, epoch, chars]` lines, parsed in one call (JSON strings hold no raw newline)."""
-    raw = path.read_bytes().rstrip(b"\n")
-    rows = _loads(b"[" + raw.replace(b"\n", b",") + b"]") if raw else []
-    return _Sidecar(
-        [r[0] for r in rows],
-        np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
-        np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)),
-    )
-
-
 def _hashes(seed, prefix: tuple, ids: list, epochs: list | None = None) -> np.ndarray:
     """`seeded_hash(seed, *prefix, id)` (or `(..., id, epoch)`) of every id, as uint64."""
     if epochs is None:
-        return seeded_hashes(seed, prefix, [(d,) for d in ids])
-    return seeded_hashes(seed, prefix, zip(ids, epochs))
+        return seeded_hashes_str(seed, prefix, [f"{d}" for d in ids])
+    return seeded_hashes_str(seed, prefix, [f"{d}\x00{e}" for d, e in zip(ids, epochs)])
 
 
 def _gather(tokens: list, part: np.ndarray, start: np.ndarray, length: np.ndarray, dtype, chunk: int = 1 << 22):
@@ -176,18 +170,26 @@ class EncodeToParts(PipelineStep):
         sidecars: dict[str, object] = {}
         files = input_files(self.input_path)[rank::world_size]
         safe: dict = {}
-        for ids, texts, sources, epochs in column_batches(files, self.batch_docs):
+        bd = self.batch_docs
+        # Parquet is read in larger batches than SentencePiece is called with: the read and
+        # the bookkeeping below cost per batch, the output is the same
+        for ids, texts, sources, epochs in column_batches(files, max(bd, READ_DOCS)):
             self.stat_update("docs_in", value=len(texts))
             self.stat_update("chars_in", value=sum(map(len, texts)))
             with self.track_time():
                 # int32 buffers from C++ (no Python int per token), EOS added by SentencePiece
-                encoded = sp.encode(texts, num_threads=1, add_eos=eos >= 0, return_type="numpy")
+                encoded = []
+                for a in range(0, len(texts), bd):
+                    encoded += sp.encode(texts[a : a + bd], num_threads=1, add_eos=eos >= 0, return_type="numpy")
+            for s in set(sources):
+                if s not in safe:
+                    safe[s] = _safe_source(s)
             groups: dict[str, list[int]] = {}
-            for i, s in enumerate(sources):
-                k = safe.get(s)
-                if k is None:
-                    k = safe[s] = _safe_source(s)
-                groups.setdefault(k, []).append(i)
+            if len(set(sources)) == 1:
+                groups[safe[sources[0]]] = list(range(len(sources)))
+            else:
+                for i, s in enumerate(sources):
+                    groups.setdefault(safe[s], []).append(i)
             for src, idx in groups.items():
                 w = writers.get(src)
                 if w is None:
@@ -367,7 +369,7 @@ class MergeShards(PipelineStep):
                 raise RuntimeError(f"{d}: encode task {r} did not finish; rerun the tokenize stage")
             for src in json.loads(done.read_text())["sources"]:
                 reader = ShardReader(d / src)
-                meta = _read_sidecar(d / f"{src}.ids.jsonl")
+                meta = _Sidecar(d / f"{src}.ids.jsonl")
                 if len(meta) != len(reader):
                     raise RuntimeError(f"{d / src}: {len(reader)} sequences but {len(meta)} ids")
                 per_source.setdefault(src, []).append((reader, meta))
@@ -458,6 +460,8 @@ class MergeShards(PipelineStep):
             "codes": codes,
             "epochs": epochs,
             "chars": chars,
+            "id_start": np.concatenate([m.id_start for _, m in parts]),
+            "id_len": np.concatenate([m.id_len for _, m in parts]),
             "val_repeats": repeats,
         }
         return arrays, val_pos, train_pos, reserve_pos
@@ -485,8 +489,8 @@ class MergeShards(PipelineStep):
             w.add_many(_gather(tokens, arr["part"][sel], arr["start"][sel], arr["len"][sel], dtype), arr["len"][sel])
             w.close()
             with open(out / f"{rel}.ids.jsonl.tmp", "wb") as f:
-                ids = arr["ids"]
-                f.write(b"".join(map(_dumpb, [ids[k] for k in sel.tolist()])))
+                raws = [m.raw for _, m in parts]
+                f.write(_gather(raws, arr["part"][sel], arr["id_start"][sel], arr["id_len"][sel], np.uint8).tobytes())
             os.replace(out / f"{rel}.ids.jsonl.tmp", out / f"{rel}.ids.jsonl")
             self.stat_update("docs_out", value=int(sel.size))
             self.stat_update("chars_out", value=int(arr["chars"][sel].sum()))

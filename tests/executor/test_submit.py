@@ -140,14 +140,19 @@ def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
         },
     )
     cmd = torchrun_command(cfg, "/r/submit/config.yaml", 4, 8, 29600, "shikomi.train.trainer", ["--max-steps", "100"])
+    # torchrun's agent that keeps waiting for the workers' save after a signal, with
+    # a shutdown timeout of signal_before_s (plain torchrun kills them after 30 s)
     assert cmd == [
-        "torchrun",
+        "python",
+        "-m",
+        "shikomi.train.agent",
         "--nnodes=4",
         "--nproc_per_node=8",
         "--rdzv_backend=c10d",
         "--rdzv_endpoint=$MASTER_ADDR:29600",
         "--rdzv_id=$SLURM_JOB_ID",
         "--max_restarts=0",
+        "--shutdown_timeout=600",
         "-m",
         "shikomi.train.trainer",
         "--config",
@@ -176,11 +181,18 @@ def test_trainer_sbatch_and_torchrun_command_line(tmp_path):
         assert f"#SBATCH {d}" in lines, d
     # the rendezvous host is the first node of the allocation
     assert 'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in s
-    srun = next(ln for ln in lines if ln.startswith("srun "))
-    assert srun.startswith("srun --kill-on-bad-exit=1 --ntasks-per-node=1 torchrun --nnodes=4 --nproc_per_node=8")
-    assert "--rdzv_endpoint=$MASTER_ADDR:29600" in srun and srun.endswith("--resume --max-steps 100 &")
-    # requeue on the time-limit signal: SIGTERM to the trainer (it checkpoints), then requeue
-    assert "trap requeue USR1" in s and 'kill -TERM "$SRUN_PID"' in s and 'scontrol requeue "$SLURM_JOB_ID"' in s
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("srun "))
+    srun = lines[i] + "\n" + lines[i + 1]
+    # the step gets the job's CPUs and memory explicitly (srun does not inherit --cpus-per-task)
+    assert lines[i] == "srun --kill-on-bad-exit=1 --ntasks-per-node=1 --cpus-per-task=96 --mem=800G \\"
+    assert lines[i + 1].strip().startswith("python -m shikomi.train.agent --nnodes=4 --nproc_per_node=8")
+    assert "--rdzv_endpoint=$MASTER_ADDR:$RDZV_PORT" in srun and srun.endswith("--resume --max-steps 100 &")
+    assert "RDZV_PORT=$(( 29600 + SLURM_JOB_ID % 1000 ))" in s
+    # requeue on the time-limit signal: SIGTERM to the job's steps (the trainer checkpoints),
+    # wait for them, then requeue; scancel/preemption (TERM) waits for the checkpoint too
+    assert "trap requeue USR1" in s and "trap stopped TERM" in s
+    assert 'scancel --signal=TERM "$SLURM_JOB_ID"' in s and 'scontrol requeue "$SLURM_JOB_ID"' in s
+    assert s.index("scancel --signal=TERM") < s.index("wait_for_training\n  scontrol requeue")
     assert s.index("source /v/bin/activate") < s.index("srun ")
     # CPU training: one process per node, no GPU request
     cfg.executor.slurm.train.gpus_per_node = 0

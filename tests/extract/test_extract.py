@@ -311,3 +311,15 @@ def test_real_japanese_html_in_five_encodings(shared_data, tmp_path):
         groups.setdefault(url.split("/")[3], set()).add(unicodedata.normalize("NFKC", d.text.translate(jis)))
     assert all(len(v) == 1 for v in groups.values())
     assert any("パッケージ" in d.text for d in by_url.values())
+
+
+def test_warc_dates_are_normalised_or_rejected():
+    from shikomi.extract.stage import parse_warc_date
+
+    assert parse_warc_date(" 2024-05-18T02:41:07Z ") == "2024-05-18T02:41:07Z"
+    assert parse_warc_date("2024-05-18T02:41:07.123Z") == "2024-05-18T02:41:07Z"
+    assert parse_warc_date("20240518024107") == "2024-05-18T02:41:07Z"
+    assert parse_warc_date("2024-05-18T04:41:07+02:00") == "2024-05-18T04:41:07Z"
+    assert parse_warc_date("2024-5-8T02:41:07Z") == "2024-05-08T02:41:07Z"
+    for bad in ("2024-02-30T00:00:00Z", "2024-13-01T00:00:00Z", "2024-05-18T24:00:00Z", "yesterday", "", None):
+        assert parse_warc_date(bad) is None, bad

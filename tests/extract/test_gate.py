@@ -81,6 +81,35 @@ def test_pages_without_head_charset_or_lang_still_pass(shared_data):
     assert ja >= 2 * 150 and neg >= 2 * 100
 
 
+@pytest.mark.realdata
+def test_fast_checks_decide_as_the_plain_definitions_on_real_pages(shared_data):
+    """The byte-level shortcuts (kana lead bytes, letters counted a chunk at a time)
+    give the same answers as the plain definitions, and the same decisions."""
+    from shikomi.extract.gate import _KANA, _LETTERS, _TEXT_RUN, _has_kana_bytes, _has_letters, _maybe_kana
+
+    g = JapaneseGate()
+    pages = [raw for _, _, raw in realweb_pages(shared_data / "realweb")]
+    # a page whose first text run is a long inline style sheet, with kana only far behind it
+    style = "".join(f".c{i}{{margin:{i % 7}px}}" for i in range(3000))
+    pages.append(f"<html><head><style>{style}</style></head><body><p>ok 今日は晴れ</p></body></html>".encode())
+    pages.append(b"<html><body><p>" + b"&#12354;" * 3 + b" no raw kana</p></body></html>")
+    assert len(pages) >= 400
+    for raw in pages:
+        dec = decode_html(raw)
+        plain = b"\xe3\x81" in raw or b"\xe3\x82" in raw or b"\xe3\x83" in raw or b"&#" in raw
+        assert _maybe_kana(raw, 0) == plain
+        assert _maybe_kana(raw[:300], 100) == (
+            b"&#" in raw[:300] or any(b"\xe3" + bytes([c]) in raw[:300] for c in (0x81, 0x82, 0x83))
+        )
+        assert _has_kana_bytes(dec.text) == bool(_KANA.search(dec.text))
+        letters = sum(len(x) for m in _TEXT_RUN.finditer(dec.text) for x in _LETTERS.findall(m.group(1)))
+        for n in (1, 30, 5000):
+            assert _has_letters(dec.text, n) == (letters >= n)
+        assert g.decide_html(dec.text, dec.charset, dec.method, None, raw) == g.decide_html(
+            dec.text, dec.charset, dec.method
+        )
+
+
 def test_undecidable_pages_go_on_to_extraction():
     g = JapaneseGate()
     # no head, no text to judge by: passes
