@@ -175,17 +175,12 @@ def extractor_rows(data: Path, quick: bool) -> tuple[list[list], dict]:
 
 def langid_rows(data: Path) -> tuple[list[list], dict]:
     from shikomi.config import load_config
+    from shikomi.langid.evaluation import gold_sentences
     from shikomi.langid.thresholds import derive_thresholds
     from shikomi.text.lid import FastTextLID
 
     lc = load_config(None, {}).langid
-    rows_by: dict[str, list[str]] = {}
-    with gzip.open(data / "gold" / "langid" / "lingua_testdata.tsv.gz", "rt", encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            r = dict(zip(header, line.rstrip("\n").split("\t")))
-            if r["kind"] == "sentences" and r["lang"] in ("ja", "en", "zh", "ko"):
-                rows_by.setdefault(r["lang"], []).append(r["text"])
+    rows_by = gold_sentences(data)
     out, res = [], {}
     for label, guard in (("kana rule on (default)", True), ("kana rule off", False)):
         lid = FastTextLID(kana_guard=guard, kana_min_share=lc.kana_min_share, kana_min=lc.kana_min)

@@ -1,6 +1,5 @@
 """langid: fastText lid.176 routing, on the project's sample and on labelled gold sentences."""
 
-import gzip
 import json
 from pathlib import Path
 
@@ -63,14 +62,9 @@ def test_newlines_are_joined():
 
 
 def _gold_sentences(shared_data) -> dict[str, list[str]]:
-    rows: dict[str, list[str]] = {}
-    with gzip.open(shared_data / "gold" / "langid" / "lingua_testdata.tsv.gz", "rt", encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            r = dict(zip(header, line.rstrip("\n").split("\t")))
-            if r["kind"] == "sentences" and r["lang"] in ("ja", "en", "zh", "ko"):
-                rows.setdefault(r["lang"], []).append(r["text"])
-    return rows
+    from shikomi.langid.evaluation import gold_sentences
+
+    return gold_sentences(shared_data)
 
 
 def _kept(lid: FastTextLID, text: str, thresholds: dict, default: float) -> str | None:
