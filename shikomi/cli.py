@@ -45,15 +45,17 @@ def _writable_folder(path) -> None:
     import tempfile
     from pathlib import Path
 
-    p = Path(path)
+    p = Path(path).absolute()
+    # the nearest folder that exists: probed with a temporary file, so that a command
+    # failing for another reason leaves no empty run folder behind
+    anc = next((a for a in [p, *p.parents] if a.exists()), None)
+    if anc is not None and not anc.is_dir():
+        raise UserError(f"output folder {path}: cannot write there ({anc} is a file)")
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=p):
+        with tempfile.TemporaryFile(dir=anc):
             pass
     except OSError as e:
-        anc = next((a for a in [p, *p.parents] if a.exists()), None)
-        why = f"{anc} is a file" if anc is not None and not anc.is_dir() else e.strerror or type(e).__name__
-        raise UserError(f"output folder {path}: cannot write there ({why})") from None
+        raise UserError(f"output folder {path}: cannot write there ({e.strerror or type(e).__name__})") from None
 
 
 def _common(p: argparse.ArgumentParser, needs_config: bool = False) -> None:

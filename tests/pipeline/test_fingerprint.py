@@ -112,3 +112,23 @@ def test_an_unwritable_output_is_one_line(tmp_path, command, capsys):
     argv = [command, *extra, "--output", str(tmp_path / "afile" / "run")]
     rc, out, err = run(argv, capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "afile is a file" in err
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, docs, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for command in (
+        ["clean", "--input", str(docs)],
+        ["train"],
+        ["submit", "--config", "configs/demo.yaml", "--dry-run"],
+    ):
+        rc, out, err = run([*command, "--output", str(blocker / "run")], capsys)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"output folder {blocker / 'run'}: cannot write there ({blocker} is a file)" in err
+
+
+def test_a_failing_command_leaves_no_empty_run_folder(tmp_path, capsys):
+    out_dir = tmp_path / "runs" / "never"
+    rc, out, err = run(["clean", "--input", str(tmp_path / "missing-*.jsonl"), "--output", str(out_dir)], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
