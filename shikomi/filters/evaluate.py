@@ -98,7 +98,7 @@ def _shipped_chains(clean, rows, docs, fold_of, folds, recipe, data_dir):
     r_lines = quality_model.reference_lines(ref, recipe)
     for f in range(folds):
         lines = sorted({i for k, d in enumerate(docs) if fold_of[k] != f for i in d["lines"]})
-        model = quality_model.train([g_lines[i] for i in lines] + r_lines, recipe)
+        model = quality_model.train(quality_model.select_lines(g_lines, lines, r_lines, recipe), recipe)
         for r in rules:
             r.ensure_ready()
             if r.rule == CLASSIFIER_RULE:

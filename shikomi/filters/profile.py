@@ -95,6 +95,11 @@ def resolve_rules(clean_cfg) -> tuple[list[tuple[str, dict]], list[str]]:
         if isinstance(ov, dict):
             params = {**params, **ov}
         if rule == CLASSIFIER_RULE:
+            if params.get("model") and (clean_cfg.quality_model or clean_cfg.quality_labels):
+                # the profile's threshold belongs to its model: another model starts from the
+                # rule's default unless clean.rules sets one
+                if not (isinstance(ov, dict) and "threshold" in ov):
+                    params = {k: v for k, v in params.items() if k != "threshold"}
             if clean_cfg.quality_model:
                 params = {**params, "model": clean_cfg.quality_model, "labels": None}
             elif clean_cfg.quality_labels:

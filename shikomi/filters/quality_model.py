@@ -7,7 +7,9 @@ Training data (all numbers in `models/quality_ja.recipe.yaml`):
 - the labelled lines of `gold/quality/mc4ja_good_bad.jsonl` (good / bad mC4-ja lines),
   except a fixed held-out part (`sha256(text) % holdout_mod == 0`) kept for evaluation;
 - Japanese Wikipedia article leads as extra "good" lines: reference-like text, as in
-  GPT-3's reference classifier and Swallow v2's wiki-likeness.
+  GPT-3's reference classifier and Swallow v2's wiki-likeness;
+- each gold "bad" line `bad_repeat` times, so that the bad class is not swamped by the
+  reference lines.
 
 fastText, one thread, fixed seed, then quantised, each model in a process of its own
 (`classifier.train_quantized`): the same data gives the same bytes.
@@ -58,6 +60,7 @@ class Recipe(Section):
     folds: int = Field(ge=2)
     group: int = Field(ge=1, description="join this many same-label lines into one evaluation document")
     target_keep_good: float = Field(gt=0, le=1, description="CV: keep at least this share of good documents")
+    bad_repeat: int = Field(1, ge=1, description="each gold bad line appears this many times in training")
 
 
 def load_recipe(path: Path = RECIPE) -> Recipe:
@@ -89,9 +92,18 @@ def reference_lines(reference: list[str], recipe: Recipe) -> list[str]:
     return [f"__label__good {words(t[: recipe.max_chars])}" for t in reference[: recipe.reference_max]]
 
 
+def select_lines(g_lines: list[str], rows: list[int], r_lines: list[str], recipe: Recipe) -> list[str]:
+    """fastText lines of a model trained on the gold lines `rows` (indices into `g_lines`):
+    those lines, the bad ones among them again `bad_repeat - 1` times, then the reference lines."""
+    chosen = [g_lines[i] for i in rows]
+    again = [x for x in chosen if x.startswith("__label__bad ")] * (recipe.bad_repeat - 1)
+    return chosen + again + r_lines
+
+
 def training_lines(gold_rows: list[dict], reference: list[str], recipe: Recipe) -> list[str]:
-    """fastText lines: gold lines then reference lines, in file order."""
-    return gold_lines(gold_rows, recipe) + reference_lines(reference, recipe)
+    """fastText lines: gold lines in file order, the bad ones repeated, then reference lines."""
+    g = gold_lines(gold_rows, recipe)
+    return select_lines(g, list(range(len(g))), reference_lines(reference, recipe), recipe)
 
 
 def train(lines: list[str], recipe: Recipe, quantize: bool = True, out: Path | None = None):
@@ -199,7 +211,7 @@ def cross_validate(data: Path, recipe: Recipe | None = None, log=print) -> dict:
     g_lines, r_lines = gold_lines(train_rows, recipe), reference_lines(ref, recipe)
     for f in range(recipe.folds):
         fold_lines = {i for k, d in enumerate(docs) if k % recipe.folds != f for i in d["lines"]}
-        model = train([g_lines[i] for i in sorted(fold_lines)] + r_lines, recipe)
+        model = train(select_lines(g_lines, sorted(fold_lines), r_lines, recipe), recipe)
         for k, d in enumerate(docs):
             if k % recipe.folds == f:
                 d["score"] = p_good(model, d["input"], recipe.max_chars)
@@ -210,7 +222,7 @@ def cross_validate(data: Path, recipe: Recipe | None = None, log=print) -> dict:
     cv_keep, cv_drop = _rates(docs, threshold)
     cv_rules_only = _rates(docs, 0.0)
 
-    model = train(g_lines + r_lines, recipe)
+    model = train(select_lines(g_lines, list(range(len(g_lines))), r_lines, recipe), recipe)
     test_docs = group_labelled(test_rows, recipe.group)
     texts = [d["text"] for d in test_docs]
     for d, reason, x in zip(test_docs, _rules_reason(texts), _classifier_inputs(texts)):

@@ -19,7 +19,7 @@ import yaml
 from shikomi.config import load_config
 from shikomi.errors import UserError
 from shikomi.filters import quality_model
-from shikomi.filters.classifier import MODELS_DIR, SCORE_KEY
+from shikomi.filters.classifier import MODELS_DIR, SCORE_KEY, ClassifierParams
 from shikomi.filters.evaluate import compare, format_compare, group_labelled, run_chain
 from shikomi.filters.profile import PROFILES_DIR, build_rules
 from shikomi.filters.registry import make_rule
@@ -51,6 +51,11 @@ def test_shipped_model_is_small_and_on_by_default():
     cfg = load_config(None, {"clean": {"quality_labels": "x.jsonl"}})
     clf = next(r for r in build_rules(cfg.clean)[0] if r.rule == "quality_classifier")
     assert clf.params.labels == "x.jsonl" and clf.params.model is None
+    # ...with the rule's default threshold, not the one calibrated for the shipped model, unless set
+    assert clf.params.threshold == ClassifierParams().threshold != CARD["threshold"]
+    cfg = load_config(None, {"clean": {"quality_model": "m.ftz", "rules": {"quality_classifier": {"threshold": 0.7}}}})
+    clf = next(r for r in build_rules(cfg.clean)[0] if r.rule == "quality_classifier")
+    assert clf.params.model == "m.ftz" and clf.params.threshold == 0.7
 
 
 @pytest.mark.realdata
@@ -69,6 +74,12 @@ def test_held_out_split_is_not_trained_on(shared_data):
     assert len(train) + len(test) == len(rows) and len(test) == CARD["held_out"]["lines"]
     assert not {r["text"] for r in train} & {r["text"] for r in test}
     assert {r["label"] for r in test} == {"good", "bad"}
+    # the fastText lines: the training lines only, the bad ones `bad_repeat` times
+    lines = quality_model.training_lines(train, [], recipe)
+    bad = sum(r["label"] == "bad" for r in train)
+    assert set(lines) == set(quality_model.gold_lines(train, recipe))
+    assert len(lines) == len(train) + (recipe.bad_repeat - 1) * bad
+    assert sum(x.startswith("__label__bad ") for x in lines) == recipe.bad_repeat * bad
 
 
 def _run_cli(args: list[str]):
