@@ -129,13 +129,17 @@ def bench_signatures(texts: list[str], quick: bool) -> list[list]:
     from datasketch import MinHash
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
-    from shikomi.dedup.minhash import MinHasher
+    from shikomi.dedup.minhash import MinHasher, permutations, signatures_batch
     from shikomi.dedup.text import fold, normalize_folded, shingles
 
     ours = MinHasher(5, 128, 1234)
+    perm_a, perm_b = permutations(128, 1234)
 
     def our_sig(t):
         ours.signature(normalize_folded(fold(t)))
+
+    def our_batch(batch):  # what the signature job does: 2,048 documents at a time
+        signatures_batch([normalize_folded(fold(t)) for t in batch], 5, perm_a, perm_b)
 
     dt = MinhashDedupSignature(
         tempfile.mkdtemp(), MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=9), language=_char_tokenizer()
@@ -151,17 +155,20 @@ def bench_signatures(texts: list[str], quick: bool) -> list[list]:
         m.update_batch([g.encode("utf-8") for g in shingles(normalize_folded(fold(t)), 5)])
 
     min_s = 1.5 if quick else 4.0
-    r_ours = _rate(our_sig, texts, min_s)
+    r_one = _rate(our_sig, texts, min_s)
+    batches = [texts[k : k + 2048] for k in range(0, len(texts), 2048)]
+    r_ours = _rate(our_batch, batches, min_s) * len(texts) / len(batches)  # batches/s -> documents/s
     r_dt = _rate(dt_sig, texts, min_s)
     r_ds = _rate(ds_sig, texts, min_s)
     chars = sum(map(len, texts)) / len(texts)
     return [
         [
             "signatures, 1 core",
-            f"shikomi (numpy, 128 perm) {r_ours:,.0f} docs/s",
+            f"shikomi (numpy, 128 perm, batches of 2,048 documents) {r_ours:,.0f} docs/s",
             f"datatrove 14x9 {r_dt:,.0f} docs/s",
             f"{r_ours / r_dt:.2f}x",
-            f"datasketch 128 perm {r_ds:,.0f} docs/s; ours {r_ours / r_ds:.2f}x; {chars:,.0f} chars/doc",
+            f"one document at a time {r_one:,.0f} docs/s; datasketch 128 perm {r_ds:,.0f} docs/s "
+            f"(ours {r_ours / r_ds:.2f}x); {chars:,.0f} chars/doc",
         ],
     ]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -101,6 +102,101 @@ def save_npy(path: Path, arr: np.ndarray) -> None:
     with open(tmp, "wb") as f:
         np.save(f, arr, allow_pickle=False)
     os.replace(tmp, path)
+
+
+class NpyAppender:
+    """A one-dimensional .npy file written piece by piece, so that a task holds none of it.
+
+    Pieces go to a raw file next to `path`; `close` writes the header `np.save` would
+    write for the whole array, copies the pieces after it and renames the result into
+    place (the same bytes as `save_npy` of the concatenated pieces). `read` returns
+    what was appended so far (to sort it at the end of a task)."""
+
+    def __init__(self, path: Path, dtype):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.n = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.path)
+        self._raw = self.path.with_name(f"{self.path.name}.{os.getpid()}.raw")
+        self._f = open(self._raw, "wb")  # noqa: SIM115 - closed in close/discard
+
+    def append(self, arr) -> None:
+        a = np.ascontiguousarray(arr, dtype=self.dtype)
+        if a.size:
+            self._f.write(a.tobytes())
+            self.n += a.size
+
+    def read(self) -> np.ndarray:
+        self._f.flush()
+        return np.fromfile(self._raw, dtype=self.dtype)
+
+    def close(self) -> None:
+        self._f.close()
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n,)}
+        with open(tmp, "wb") as out, open(self._raw, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, header)
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(tmp, self.path)
+        self.discard()
+
+    def discard(self) -> None:
+        self._f.close()
+        self._raw.unlink(missing_ok=True)
+
+
+class ParquetAppender:
+    """A Parquet file written as tables arrive: every `rows` rows become one row group
+    (zstd), so a task holds at most that many rows. Written to a temporary name and
+    renamed at `close`; a file of at most `rows` rows has the bytes of `save_parquet`."""
+
+    def __init__(self, path: Path, schema, rows: int):
+        self.path = Path(path)
+        self.schema = schema
+        self.rows = rows
+        self._tables: list = []
+        self._held = 0
+        self._writer = None
+        remove_stale(self.path)
+        self._tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+
+    def write(self, table) -> None:
+        self._tables.append(table)
+        self._held += table.num_rows
+        if self._held >= self.rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Writes full row groups (and, when `final`, the rest)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        first = self._writer is None
+        if first:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        table = pa.concat_tables(self._tables).combine_chunks() if self._tables else self.schema.empty_table()
+        end = table.num_rows if final else table.num_rows - table.num_rows % self.rows
+        # a file without rows still gets its one (empty) row group, as save_parquet writes it
+        for start in range(0, max(end, 1 if final and first else 0), self.rows):
+            self._writer.write_table(table.slice(start, min(self.rows, end - start)))
+        self._tables = [table.slice(end)] if end < table.num_rows else []
+        self._held = table.num_rows - end
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+
+
+def remove_stale(path: Path) -> None:
+    """Temporary files a killed task left next to `path` (its rerun writes new ones)."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for f in path.parent.glob(f"{path.name}.*"):
+            if f.suffix in (".raw", ".tmp"):
+                f.unlink(missing_ok=True)
 
 
 def load_npy(path: Path, mmap: bool = True) -> np.ndarray:

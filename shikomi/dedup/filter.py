@@ -48,10 +48,10 @@ class DropDuplicates(Rule):
         self._keep = {}
         k = C.keep_file(Path(self.work), rank)
         if k.exists():
-            t = pq.read_table(k)
+            t = pq.read_table(k, use_threads=False)
             self._keep = dict(zip(t["idx"].to_pylist(), t["cluster_size"].to_pylist()))
         if f.exists():
-            t = pq.read_table(f)
+            t = pq.read_table(f, use_threads=False)
             for i, reason, kept, size in zip(
                 *(t[c].to_pylist() for c in ("idx", "reason", "duplicate_of", "cluster_size"))
             ):

@@ -23,7 +23,7 @@ def removed_idx(work: Path, rank: int) -> np.ndarray:
     f = C.remove_file(work, rank)
     if not f.exists():
         return np.zeros(0, np.int64)
-    return pq.read_table(f, columns=["idx"])["idx"].to_numpy()
+    return pq.read_table(f, columns=["idx"], use_threads=False)["idx"].to_numpy()
 
 
 class CountLines(PipelineStep):

@@ -21,9 +21,10 @@ from functools import lru_cache
 import numpy as np
 
 from shikomi.dedup.datasketch_adapter import false_negative_area, false_positive_area, optimal_bands_rows
-from shikomi.dedup.text import fmix64, shingle_hashes
+from shikomi.dedup.text import concat_shingle_hashes, fmix64, shingle_hashes
 
 _CHUNK = 4096  # shingles per chunk of the (shingles x permutations) matrix
+_BATCH_CHUNK = 4096  # shingles per chunk when the documents of a batch are hashed together
 
 
 @lru_cache(maxsize=8)
@@ -73,6 +74,41 @@ class MinHasher:
         h64 = self.hashes64(norm_text)
         a, b = permutations(self.num_perm, self.seed)
         return signature_from_hashes((h64 >> np.uint64(32)).astype(np.uint32), a, b)
+
+
+def signatures_batch(texts: list[str], ngram: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MinHash signatures (uint32[len(texts), num_perm]) of non-empty normalised texts,
+    equal to `signature_from_hashes` per text, computed a batch of documents at a time:
+    the n-gram hashes of all of them in one pass over their concatenated code points and
+    the (shingles x permutations) matrix reduced per document with `minimum.reduceat`.
+    Documents shorter than n and documents larger than a chunk take the per-text path."""
+    out = np.empty((len(texts), len(a)), dtype=np.uint32)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    counts = np.maximum(lengths - ngram + 1, 0)
+    alone = (lengths < ngram) | (counts > _BATCH_CHUNK)
+    for i in np.flatnonzero(alone):
+        out[i] = signature_from_hashes((shingle_hashes(texts[i], ngram) >> np.uint64(32)).astype(np.uint32), a, b)
+    batch = np.flatnonzero(~alone)
+    if not len(batch):
+        return out
+    h32 = (concat_shingle_hashes([texts[i] for i in batch], ngram) >> np.uint64(32)).astype(np.uint32)
+    hv = fmix32(h32)
+    del h32
+    cnt = counts[batch]
+    ends = np.cumsum(cnt)
+    starts = ends - cnt
+    k = 0
+    while k < len(batch):
+        # whole documents, up to _BATCH_CHUNK shingles
+        stop = int(np.searchsorted(ends, starts[k] + _BATCH_CHUNK, side="right"))
+        stop = max(stop, k + 1)
+        lo, hi = int(starts[k]), int(ends[stop - 1])
+        # (permutations x shingles): the reductions run along contiguous rows
+        phv = a[:, None] * hv[None, lo:hi]
+        phv += b[:, None]
+        out[batch[k:stop]] = np.minimum.reduceat(phv, starts[k:stop] - lo, axis=1).T
+        k = stop
+    return out
 
 
 _KEY_MUL = np.uint64(0x100000001B3)

@@ -103,6 +103,51 @@ def shingle_hashes(text: str, n: int) -> np.ndarray:
     return fmix64(h)
 
 
+def concat_shingle_hashes(texts: list[str], n: int) -> np.ndarray:
+    """`shingle_hashes` of each text (every text at least n characters long), concatenated
+    in order: one pass over the code points of all texts, keeping the n-grams that do not
+    cross a boundary between two texts."""
+    if not texts:
+        return np.zeros(0, dtype=np.uint64)
+    cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    m = len(cps) - n + 1
+    h = np.zeros(m, dtype=np.uint64)
+    for i in range(n):
+        h *= _POLY
+        h += cps[i : i + m]
+    del cps
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    counts = lengths - n + 1
+    # position of the k-th kept n-gram: its index in its text plus the text's start
+    starts = np.cumsum(lengths) - lengths
+    keep = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return fmix64(h[keep])
+
+
+def shingle_sets(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted unique shingle hashes of each text (`np.unique(shingle_hashes(t, n))`),
+    for a batch of texts at once: (values of all texts in order, counts per text)."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    counts = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    ends = np.cumsum(counts)
+    h = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint64)
+    long = np.flatnonzero(lengths >= n)
+    if len(long):
+        pos = np.repeat(ends[long] - counts[long], counts[long])
+        pos += np.arange(len(pos), dtype=np.int64) - np.repeat(np.cumsum(counts[long]) - counts[long], counts[long])
+        h[pos] = concat_shingle_hashes([texts[i] for i in long], n)
+    for i in np.flatnonzero((lengths < n) & (lengths > 0)):
+        h[ends[i] - 1] = shingle_hashes(texts[i], n)[0]
+    # sort by (text, hash): by hash, then stably by text (a radix sort for up to 65,536 texts)
+    doc = np.repeat(np.arange(len(texts), dtype=np.uint16 if len(texts) <= 1 << 16 else np.int64), counts)
+    order = np.argsort(h)
+    order = order[np.argsort(doc[order], kind="stable")]
+    h, doc = h[order], doc[order]
+    keep = np.ones(len(h), dtype=bool)
+    keep[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])
+    return h[keep], np.bincount(doc[keep], minlength=len(texts))
+
+
 def split_lines(text: str) -> list[str]:
     """Lines with their line endings, so that joining them gives the text back."""
     return text.splitlines(keepends=True)

@@ -9,6 +9,7 @@ which removes LSH false positives.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from shikomi.dedup import common as C
-from shikomi.dedup.text import normalize, shingle_hashes
+from shikomi.dedup.text import normalize, shingle_hashes, shingle_sets
 
 
 def near_pair_files(work: Path) -> list[Path]:
@@ -42,6 +43,10 @@ def shingle_set(text: str, p: dict) -> np.ndarray:
     return np.unique(shingle_hashes(norm, p["ngram"]))
 
 
+_BATCH = 1024  # candidate documents hashed together
+_BATCH_CHARS = 1_000_000  # or fewer, when their texts reach this many characters
+
+
 class WriteShingles(PipelineStep):
     type = "🫂 - DEDUP"
     name = "🎯 dedup candidate shingles"
@@ -53,29 +58,56 @@ class WriteShingles(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         work = Path(self.work)
+        p = self.p
         want = candidate_idx(work, rank)
-        want_set = set(want.tolist())
-        idxs, sets = [], []
+        # one byte per document of the task: is it a candidate
+        wanted = np.zeros(int(want[-1]) + 1 if len(want) else 0, dtype=bool)
+        wanted[want] = True
+        wanted = wanted.tobytes()
+        n_want = len(wanted)
+        fi, fo, fv = C.shingle_files(work, rank)
+        # written a batch at a time: the task holds one batch of shingle sets
+        out_i, out_o, out_v = C.NpyAppender(fi, np.int64), C.NpyAppender(fo, np.int64), C.NpyAppender(fv, np.uint64)
+        out_o.append(np.zeros(1, dtype=np.int64))
+        total = 0
+        idxs: list[int] = []
+        texts: list[str] = []
+        held = 0
+
+        def flush():
+            nonlocal total, held
+            values, counts = shingle_sets(texts, p["ngram"])
+            out_v.append(values)
+            out_o.append(total + np.cumsum(counts))
+            out_i.append(np.asarray(idxs, dtype=np.int64))
+            total += int(counts.sum())
+            idxs.clear()
+            texts.clear()
+            held = 0
+
         for i, doc in enumerate(data):
-            if i in want_set:
+            if i < n_want and wanted[i]:
                 with self.track_time():
                     idxs.append(i)
-                    sets.append(shingle_set(doc.text or "", self.p))
+                    texts.append(normalize(doc.text or "", p["lowercase"], p["fold_digits"]))
+                    held += len(texts[-1])
                     self.stat_update("candidates")
+                    if len(idxs) >= _BATCH or held >= _BATCH_CHARS:
+                        flush()
+        if idxs:
+            flush()
         C.maybe_die("verify")
-        fi, fo, fv = C.shingle_files(work, rank)
-        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-        if sets:
-            offsets[1:] = np.cumsum([len(s) for s in sets])
-        C.save_npy(fv, np.concatenate(sets) if sets else np.zeros(0, np.uint64))
-        C.save_npy(fo, offsets)
-        C.save_npy(fi, np.asarray(idxs, dtype=np.int64))
+        out_v.close()
+        out_o.close()
+        out_i.close()
         return
         yield
 
 
 class ShingleStore:
-    """Memory-mapped shingle sets of one run's candidates, looked up by node."""
+    """The shingle sets of one run's candidates, looked up by node. The values are read
+    from the file for each lookup (not memory-mapped), so the clustering job's memory
+    does not grow with the candidates' text."""
 
     def __init__(self, work: Path, tasks: int):
         self.work = work
@@ -84,17 +116,29 @@ class ShingleStore:
             fi, fo, fv = C.shingle_files(work, r)
             if fi.exists():
                 idx = C.load_npy(fi, mmap=False)
-                self.ranks[r] = ({int(x): j for j, x in enumerate(idx)}, C.load_npy(fo), C.load_npy(fv))
+                off = C.load_npy(fo, mmap=False)
+                f = open(fv, "rb")  # noqa: SIM115 - closed in close()
+                if np.lib.format.read_magic(f) == (1, 0):
+                    np.lib.format.read_array_header_1_0(f)
+                else:
+                    np.lib.format.read_array_header_2_0(f)
+                self.ranks[r] = (idx, off, f, f.tell())
 
     def get(self, rank: int, idx: int) -> np.ndarray | None:
         entry = self.ranks.get(rank)
         if entry is None:
             return None
-        pos, off, vals = entry
-        j = pos.get(idx)
-        if j is None:
+        pos, off, f, start = entry
+        j = int(np.searchsorted(pos, idx))
+        if j >= len(pos) or pos[j] != idx:
             return None
-        return vals[off[j] : off[j + 1]]
+        lo, hi = int(off[j]), int(off[j + 1])
+        return np.frombuffer(os.pread(f.fileno(), (hi - lo) * 8, start + lo * 8), dtype="<u8")
+
+    def close(self) -> None:
+        for _, _, f, _ in self.ranks.values():
+            f.close()
+        self.ranks = {}
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from helpers.dedup import (
 from shikomi.config import load_config
 from shikomi.dedup import common as C
 from shikomi.dedup.buckets import star_pairs
-from shikomi.dedup.minhash import MinHasher, lsh_params
+from shikomi.dedup.minhash import MinHasher, lsh_params, permutations, signatures_batch
 from shikomi.dedup.text import (
     exact_key,
     fold,
@@ -32,6 +32,7 @@ from shikomi.dedup.text import (
     shingle_hash32,
     shingle_hash64,
     shingle_hashes,
+    shingle_sets,
     shingles,
 )
 from shikomi.errors import UserError
@@ -61,6 +62,66 @@ def test_signatures_equal_datasketch(seed, num_perm):
     one = MinHash(num_perm=num_perm, seed=seed, hashfunc=shingle_hash32)
     one.update_batch(["あ"])
     assert np.array_equal(hasher.signature("あ"), one.hashvalues)
+
+
+def test_batched_signatures_and_shingle_sets_equal_one_document_at_a_time():
+    rng = random.Random(3)
+    # empty, shorter than n, exactly n, ordinary, and longer than one chunk of a batch (4,096 shingles)
+    texts = ["", "あ", "短い文", "あいうえお", "x" * 40, normalize(synthetic_ja(rng, 300))]
+    texts += [normalize(synthetic_ja(rng, rng.randint(1, 12))) for _ in range(200)]
+    rng.shuffle(texts)
+    hasher = MinHasher(5, 128, 1234)
+    a, b = permutations(128, 1234)
+    nonempty = [t for t in texts if t]
+    got = signatures_batch(nonempty, 5, a, b)
+    assert np.array_equal(got, np.stack([hasher.signature(t) for t in nonempty]))
+    values, counts = shingle_sets(texts, 5)
+    assert counts.tolist() == [len(np.unique(shingle_hashes(t, 5))) for t in texts]
+    off = np.r_[0, np.cumsum(counts)]
+    for i, t in enumerate(texts):
+        assert np.array_equal(values[off[i] : off[i + 1]], np.unique(shingle_hashes(t, 5)))
+
+
+def test_appenders_write_the_bytes_of_a_single_save(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shikomi.dedup.signatures import DOCS_SCHEMA
+
+    rows = np.zeros(1000, dtype=C.KEY_DTYPE)
+    rows["key"] = np.arange(1000, dtype=np.uint64) * 0x9E3779B97F4A7C15
+    rows["idx"] = np.arange(1000)
+    for arr in (rows, rows["key"].copy(), np.zeros(0, dtype=np.uint32)):
+        C.save_npy(tmp_path / "one.npy", arr)
+        out = C.NpyAppender(tmp_path / "parts.npy", arr.dtype)
+        for k in range(0, len(arr), 77):
+            out.append(arr[k : k + 77])
+        assert np.array_equal(out.read(), arr)
+        out.close()
+        assert (tmp_path / "parts.npy").read_bytes() == (tmp_path / "one.npy").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.npy", "parts.npy"]  # no raw file left
+
+    n = 300
+    table = pa.table(
+        {
+            "idx": pa.array(np.arange(n, dtype=np.uint32)),
+            "id": pa.array([f"doc{i}" for i in range(n)], type=pa.string()),
+            "date": pa.array(np.arange(n, dtype=np.int64)),
+            "exact": pa.array(np.arange(n, dtype=np.uint64)),
+            "chars": pa.array(np.arange(n, dtype=np.int64)),
+        }
+    )
+    C.save_parquet(tmp_path / "one.parquet", table)
+    for rows_per_group, groups in ((1000, 1), (128, 3), (100, 3)):
+        out = C.ParquetAppender(tmp_path / "parts.parquet", DOCS_SCHEMA, rows_per_group)
+        for k in range(0, n, 50):
+            out.write(table.slice(k, 50))
+        out.close()
+        f = pq.ParquetFile(tmp_path / "parts.parquet")
+        assert f.metadata.num_row_groups == groups
+        assert f.read().equals(table)
+        if groups == 1:
+            assert (tmp_path / "parts.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
 
 
 def test_lsh_params_are_datasketch_optimum():
@@ -216,6 +277,34 @@ def test_rerun_is_byte_identical(corpus, baseline, tmp_path):
         assert a == sorted(p.name for p in (tmp_path / "dedup" / sub).glob("*.parquet"))
         for name in a:
             assert (base / sub / name).read_bytes() == (tmp_path / "dedup" / sub / name).read_bytes()
+
+
+def test_tasks_streaming_in_small_batches_write_the_same_files(corpus, baseline, tmp_path, monkeypatch):
+    """The signature and verification tasks write their output a batch at a time; with
+    batches of a few documents every work file and the output are the same as with one
+    batch (the documents table, split in row groups, has the same rows)."""
+    import pyarrow.parquet as pq
+
+    from shikomi.dedup import signatures, verify
+
+    monkeypatch.setattr(signatures, "_BATCH", 3)
+    monkeypatch.setattr(signatures, "_DOCS_ROWS", 16)
+    monkeypatch.setattr(verify, "_BATCH", 2)
+    folder, _, _ = corpus
+    run_dedup(tmp_path, folder, tasks=2, lines={"max_docs": 5})
+    base, _ = baseline
+    new = tmp_path / "dedup"
+    files = sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file() and p.suffix in (".npy", ".parquet"))
+    assert any(f.parts[:2] == ("work", "shingles") for f in files)
+    assert (
+        sorted(p.relative_to(new) for p in new.rglob("*") if p.is_file() and p.suffix in (".npy", ".parquet")) == files
+    )
+    for f in files:
+        if f.parts[:3] == ("work", "sigs", "docs"):
+            assert pq.ParquetFile(new / f).metadata.num_row_groups > 1
+            assert pq.read_table(new / f).equals(pq.read_table(base / f))
+        else:
+            assert (new / f).read_bytes() == (base / f).read_bytes(), f
 
 
 def test_changed_config_on_same_folder_needs_force(corpus, tmp_path):
