@@ -51,6 +51,23 @@ def fold(text: str) -> str:
     return _CHOON_DASH.sub("-", text.translate(_FOLD))
 
 
+_DIGIT = re.compile(r"\d")
+_LAST_FOLD: tuple[str, str, int] = ("", "", 0)
+
+
+def folded(text: str) -> tuple[str, int]:
+    """`fold(text)` and its number of digits, kept for the last text: the rules run one
+    after the other on the same document, and fold it once."""
+    global _LAST_FOLD
+    last = _LAST_FOLD
+    if text is last[0] or text == last[0]:
+        return last[1], last[2]
+    f = fold(text)
+    n = len(_DIGIT.findall(f))
+    _LAST_FOLD = (text, f, n)
+    return f, n
+
+
 # words that say the number right after them (separators aside) is not personal
 CONTEXT_CHARS = 12
 NOT_PII_CONTEXT = re.compile(
@@ -91,8 +108,16 @@ class PiiRule(CleanRule):
     def spans(self, folded: str):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def possible(self, folded: str, digits: int) -> bool:
+        """False when the folded text cannot hold a match (too few digits, no @):
+        most texts are decided without running the patterns."""
+        return True
+
     def find(self, text: str) -> list[tuple[int, int]]:
-        return list(self.spans(fold(text)))
+        f, digits = folded(text)
+        if not self.possible(f, digits):
+            return []
+        return list(self.spans(f))
 
     def check(self, doc):
         found = self.find(doc.text)
@@ -151,6 +176,9 @@ class PiiEmail(PiiRule):
     rule = "pii_email"
     default_placeholder = "[EMAIL]"
 
+    def possible(self, folded, digits):
+        return "@" in folded
+
     def spans(self, folded):
         for m in EMAIL.finditer(folded):
             yield m.span()
@@ -179,6 +207,9 @@ class PiiIp(PiiRule):
     rule = "pii_ip"
     default_placeholder = "[IP]"
     Params = IpParams
+
+    def possible(self, folded, digits):  # a dotted quad, or two colons
+        return (digits >= 4 and folded.count(".") >= 3) or folded.count(":") >= 2
 
     def spans(self, folded):
         out = []
@@ -238,6 +269,9 @@ class PiiCard(PiiRule):
     default_placeholder = "[CARD]"
     Params = CardParams
 
+    def possible(self, folded, digits):  # every form has at least 14 digits
+        return digits >= 14
+
     def spans(self, folded):
         for m in CARD.finditer(folded):
             digits = re.sub(r"\D", "", m.group())
@@ -279,6 +313,9 @@ class PiiMyNumber(PiiRule):
 
     rule = "pii_my_number"
     default_placeholder = "[MYNUMBER]"
+
+    def possible(self, folded, digits):
+        return digits >= 12
 
     def spans(self, folded):
         for m in MY_NUMBER.finditer(folded):
@@ -351,6 +388,9 @@ class PiiPhone(PiiRule):
     rule = "pii_phone"
     default_placeholder = "[PHONE]"
     Params = PhoneParams
+
+    def possible(self, folded, digits):  # the shortest form, (03)1-234 shaped, has 6 digits
+        return digits >= 6
 
     def spans(self, folded):
         keep = tuple(self.params.keep_prefixes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 
 from pydantic import Field, model_validator
 
@@ -159,6 +160,29 @@ class EllipsisSentences(CleanRule):
             return self.rule, f
 
 
+class WordIndex:
+    """Which of a fixed set of words occur in a text, by their first two characters:
+    one set of the text's character bigrams, then `in` for the few words whose first
+    two characters are among them."""
+
+    def __init__(self, words: list[str]):
+        self.single = frozenset(w for w in words if len(w) == 1)
+        self.by_bigram: dict[str, list[str]] = {}
+        for w in words:
+            if len(w) > 1:
+                self.by_bigram.setdefault(w[:2], []).append(w)
+
+    def any_in(self, text: str) -> bool:
+        if self.single and not self.single.isdisjoint(text):
+            return True
+        grams = {text[i : i + 2] for i in range(len(text) - 1)}
+        for g in self.by_bigram.keys() & grams:
+            for w in self.by_bigram[g]:
+                if w in text:
+                    return True
+        return False
+
+
 class NgRatioParams(Section):
     max: float = Field(0.05, ge=0, le=1, description="max share of characters inside NG words")
     dictionaries: list[str] = Field(
@@ -200,9 +224,12 @@ class NgWordCharRatio(CleanRule):
                 else "|".join(kata)
             )
         self._h_pat = re.compile("|".join(parts)) if parts else None
+        # every match is one of the words: a text holding none of them is decided
+        # without running the pattern's ~1,600 alternatives at each of its positions
+        self._h_index = WordIndex(words)
 
     def check(self, doc):
-        if self._h_pat is None or not doc.text:
+        if self._h_pat is None or not doc.text or not self._h_index.any_in(doc.text):
             return None
         covered = sum(m.end() - m.start() for m in self._h_pat.finditer(doc.text))
         f = covered / len(doc.text)
@@ -257,11 +284,12 @@ class TopNgramParams(Section):
 
 
 def _top_ngram_fraction(text: str, n: int) -> float:
+    """Characters in the most frequent n-gram's occurrences / all characters (datatrove's
+    `find_top_duplicate`: n x its count; counted here by `Counter` over slices, in C)."""
     if len(text) < n:
         return 0.0
-    from datatrove.pipeline.filters.gopher_repetition_filter import find_top_duplicate
-
-    return find_top_duplicate([text[i : i + n] for i in range(len(text) - n + 1)]) / len(text)
+    grams = map(text.__getitem__, map(slice, range(len(text) - n + 1), range(n, len(text) + 1)))
+    return n * max(Counter(grams).values()) / len(text)
 
 
 @register
