@@ -18,6 +18,7 @@ Megatron-LM and GPT-NeoX read these files as they are. Each token folder has a
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -39,10 +40,11 @@ class ShardWriter:
     """Append documents (token arrays) to NAME.bin, write NAME.idx on close.
 
     Writes go to `.tmp` files renamed on close, so a killed writer never leaves a
-    shard that looks complete.
+    shard that looks complete. With `digest`, the sha256 of both files is taken while
+    they are written (`sha256`, `idx_sha256` after close): no second read.
     """
 
-    def __init__(self, prefix: str | Path, dtype: np.dtype):
+    def __init__(self, prefix: str | Path, dtype: np.dtype, digest: bool = False):
         self.prefix = Path(prefix)
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
         self.dtype = np.dtype(dtype)
@@ -50,21 +52,30 @@ class ShardWriter:
         self._bin = open(self._bin_tmp, "wb")
         self.lengths: list[int] = []
         self.tokens = 0
+        self._digest = hashlib.sha256() if digest else None
+        self.sha256: str | None = None
+        self.idx_sha256: str | None = None
+
+    def _write_bin(self, arr: np.ndarray) -> None:
+        data = np.ascontiguousarray(arr).data
+        self._bin.write(data)
+        if self._digest is not None:
+            self._digest.update(data)
 
     def add(self, tokens) -> None:
         arr = np.asarray(tokens, dtype=self.dtype)
-        self._bin.write(arr.tobytes(order="C"))
+        self._write_bin(arr)
         self.lengths.append(int(arr.size))
         self.tokens += int(arr.size)
 
     def add_many(self, tokens, lengths) -> None:
         """Append several documents at once: their tokens back to back, and their lengths."""
         arr = np.asarray(tokens, dtype=self.dtype)
-        lengths = [int(n) for n in lengths]
-        if sum(lengths) != arr.size:
-            raise ValueError(f"add_many: {arr.size} tokens but the lengths sum to {sum(lengths)}")
-        self._bin.write(arr.tobytes(order="C"))
-        self.lengths.extend(lengths)
+        lengths = np.asarray(lengths, dtype=np.int64).ravel()
+        if int(lengths.sum()) != arr.size:
+            raise ValueError(f"add_many: {arr.size} tokens but the lengths sum to {int(lengths.sum())}")
+        self._write_bin(arr)
+        self.lengths.extend(lengths.tolist())
         self.tokens += int(arr.size)
 
     @property
@@ -80,15 +91,15 @@ class ShardWriter:
             offsets[1:] = np.cumsum(lengths[:-1].astype(np.int64)) * self.dtype.itemsize
         doc_idx = np.arange(n + 1, dtype=np.int64)
         idx_tmp = self.prefix.with_name(self.prefix.name + ".idx.tmp")
+        head = MAGIC + struct.pack("<QBQQ", VERSION, CODE_OF[self.dtype], n, n + 1)
+        idx_digest = hashlib.sha256() if self._digest is not None else None
         with open(idx_tmp, "wb") as f:
-            f.write(MAGIC)
-            f.write(struct.pack("<Q", VERSION))
-            f.write(struct.pack("<B", CODE_OF[self.dtype]))
-            f.write(struct.pack("<Q", n))
-            f.write(struct.pack("<Q", n + 1))
-            f.write(lengths.tobytes())
-            f.write(offsets.tobytes())
-            f.write(doc_idx.tobytes())
+            for part in (head, lengths.tobytes(), offsets.tobytes(), doc_idx.tobytes()):
+                f.write(part)
+                if idx_digest is not None:
+                    idx_digest.update(part)
+        if idx_digest is not None:
+            self.sha256, self.idx_sha256 = self._digest.hexdigest(), idx_digest.hexdigest()
         bin_path = self.prefix.with_name(self.prefix.name + ".bin")
         idx_path = self.prefix.with_name(self.prefix.name + ".idx")
         self._bin_tmp.replace(bin_path)

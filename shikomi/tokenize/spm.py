@@ -1,10 +1,13 @@
-"""SentencePiece training lines: documents split into lines SentencePiece will not skip.
+"""SentencePiece training lines: documents split into lines SentencePiece will not skip;
+and the stage's batch encode (`encode_flat`).
 
 The special tokens and the `transformers` export are in `shikomi.text.hf_tokenizer`."""
 
 from __future__ import annotations
 
 import re
+
+import numpy as np
 
 # split after sentence ends (Japanese and Latin) when a line is too long for SentencePiece
 _SENTENCE_END = re.compile(r"(?<=[。！？．!?])|(?<=\.\s)")
@@ -61,3 +64,35 @@ def training_lines(text: str, max_bytes: int) -> tuple[list[str], int]:
             n_split += 1
         lines.extend(parts)
     return lines, n_split
+
+
+def encode_flat(sp, texts: list, add_eos: bool, batch_docs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(every token of `texts` back to back as int32, tokens per text): single-thread
+    SentencePiece `encode` of str or UTF-8 bytes, `batch_docs` texts per call. The same
+    ids as `sp.encode(..., return_type="numpy")`, without a numpy array per text: the
+    binding's int32 buffers are joined in one copy (its numpy wrapper, when that
+    private entry point is missing), and with EOS appended the lengths come from where
+    the EOS ids are (checked: one per text, else counted per text)."""
+    fn = getattr(getattr(sp, "_processor", None), "_EncodeAsBufferBatch", None)
+    eos = sp.eos_id() if add_eos else -1
+    parts, lengths = [], []
+    for a in range(0, len(texts), batch_docs):
+        batch = texts[a : a + batch_docs]
+        if fn is not None:
+            # (inputs, num_threads, thread_pool, enable_sampling, nbest_size, alpha, add_bos, add_eos, reverse)
+            bufs = fn(batch, 1, None, False, -1, 0.0, False, add_eos, False)
+        else:  # pragma: no cover - another sentencepiece build
+            bufs = [
+                x.astype(np.int32, copy=False)
+                for x in sp.encode(batch, num_threads=1, add_eos=add_eos, return_type="numpy")
+            ]
+        chunk = b"".join(bufs)
+        parts.append(chunk)
+        if eos >= 0:
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.int32) == eos) + 1
+            if ends.size == len(bufs) and (not ends.size or ends[-1] * 4 == len(chunk)):
+                lengths.append(np.diff(ends, prepend=0))
+                continue
+        lengths.append(np.fromiter((memoryview(b).nbytes for b in bufs), dtype=np.int64, count=len(bufs)) // 4)
+    tokens = np.frombuffer(b"".join(parts), dtype=np.int32)
+    return tokens, np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)

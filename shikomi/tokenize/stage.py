@@ -47,6 +47,7 @@ from shikomi.core.schemas import MixPlan, TokenManifest
 from shikomi.core.shards import ShardReader, ShardWriter, dtype_for_vocab
 from shikomi.core.writers import DocWriter
 from shikomi.errors import UserError
+from shikomi.tokenize.spm import encode_flat
 
 try:
     import orjson
@@ -58,6 +59,8 @@ MERGED = "MERGED"
 TRIM = "ratio_trim"
 VAL_REPEAT = "val_repeat"
 RESERVE_UNUSED = "reserve_unused"
+COLS = ".cols.arrow"  # per part file: its ids, epochs and chars as Arrow columns (when every id is a string)
+GATHER_TOKENS = 1 << 22  # tokens copied into a shard at a time (memory granularity, not a setting)
 READ_DOCS = 8192  # rows per Parquet read batch of an encode task (I/O granularity, not a setting)
 
 
@@ -85,16 +88,28 @@ def _loads(line):
 
 class _Sidecar:
     """The id sidecar of one part file (`[id, epoch, chars]` lines) as columns: ids (a
-    list), epochs and chars (arrays), and where each id's JSON lies in `raw` (its bytes
-    with the comma after each id made a newline), so the merge copies ids without
+    list, and an Arrow array when the encode task wrote the columns file `COLS`),
+    epochs and chars (arrays), and where each id's JSON lies in `raw` (its bytes with
+    the comma after each id made a newline), so the merge copies ids without
     serialising them again."""
 
     def __init__(self, path: Path):
         data = path.read_bytes()
-        rows = _loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]") if data.strip() else []
-        self.ids = [r[0] for r in rows]
-        self.epochs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        self.chars = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
+        cols = path.with_name(path.name[: -len(".ids.jsonl")] + COLS)
+        self.ids_arrow = None
+        if cols.is_file():  # the same columns, without parsing JSON
+            import pyarrow as pa
+
+            t = pa.ipc.open_file(pa.BufferReader(cols.read_bytes())).read_all()
+            self.ids_arrow = t.column("id").combine_chunks()
+            self.ids = self.ids_arrow.to_pylist()
+            self.epochs = t.column("epoch").to_numpy().astype(np.int64)
+            self.chars = t.column("chars").to_numpy().astype(np.int64)
+        else:
+            rows = _loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]") if data.strip() else []
+            self.ids = [r[0] for r in rows]
+            self.epochs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            self.chars = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
         raw = np.frombuffer(data, dtype=np.uint8).copy()
         ends = np.flatnonzero(raw == 10)
         commas = np.flatnonzero(raw == 44)
@@ -109,6 +124,80 @@ class _Sidecar:
         return len(self.ids)
 
 
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes in a string (orjson leaves the rest as UTF-8)
+
+
+class _IdLines:
+    """The sidecar lines `[id,epoch,chars]` of one read batch, one per document, in the
+    bytes `_dumpb` gives: built by Arrow in one pass when every id is a string JSON
+    writes as it is (no quote, backslash or control character), else one `_dumpb` per
+    document."""
+
+    def __init__(self, ids: list, epochs: list, chars: np.ndarray):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.ids, self.epochs, self.chars = ids, epochs, chars
+        self.arrow = self.columns = None
+        try:
+            arr = pa.array(ids)
+        except (pa.ArrowException, TypeError, ValueError):
+            return
+        if not pa.types.is_string(arr.type) or arr.null_count:
+            return
+        ep = pa.array(epochs, type=pa.int64())
+        # the columns file of the merge: every id a string
+        self.columns = pa.record_batch([arr, ep, pa.array(chars, type=pa.int64())], names=["id", "epoch", "chars"])
+        if orjson is None or pc.any(pc.match_substring_regex(arr, _NEEDS_ESCAPE)).as_py():
+            return
+        self.arrow = pc.binary_join_element_wise(
+            '["', arr, '",', ep.cast(pa.string()), ",", pa.array(chars).cast(pa.string()), "]\n", ""
+        )
+
+    def columns_of(self, idx):
+        """The columns of the documents `idx` (None: all), or None when an id is not a string."""
+        if self.columns is None or idx is None:
+            return self.columns
+        import pyarrow as pa
+
+        return self.columns.take(pa.array(idx, type=pa.int64()))
+
+    @staticmethod
+    def _bytes(a) -> memoryview | bytes:
+        """The characters of a string array back to back (a view of its data buffer)."""
+        if not len(a):
+            return b""
+        offsets = np.frombuffer(a.buffers()[1], dtype=np.int32, count=len(a) + 1, offset=4 * a.offset)
+        return memoryview(a.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+    def all(self) -> memoryview | bytes:
+        if self.arrow is not None:
+            return self._bytes(self.arrow)
+        return self.some(range(len(self.ids)))
+
+    def some(self, idx) -> memoryview | bytes:
+        if self.arrow is not None:
+            import pyarrow as pa
+
+            return self._bytes(self.arrow.take(pa.array(idx, type=pa.int64())))
+        return b"".join(_dumpb([self.ids[i], self.epochs[i], int(self.chars[i])]) for i in idx)
+
+
+def _codes(ids: list, arrow: list | None = None) -> tuple[np.ndarray, int]:
+    """Each id as a number, first seen first (Arrow's hash table when every id is a
+    string: `arrow`, the ids as string arrays, or checked here; else a dict), and how
+    many ids there are."""
+    if ids and (arrow is not None or all(type(d) is str for d in ids)):
+        import pyarrow as pa
+
+        arr = pa.concat_arrays(arrow) if arrow is not None else pa.array(ids, type=pa.string())
+        enc = arr.dictionary_encode()
+        return enc.indices.to_numpy().astype(np.int64), len(enc.dictionary)
+    code_of: dict = {}
+    codes = np.fromiter((code_of.setdefault(d, len(code_of)) for d in ids), dtype=np.int64, count=len(ids))
+    return codes, len(code_of)
+
+
 def _hashes(seed, prefix: tuple, ids: list, epochs: list | None = None) -> np.ndarray:
     """`seeded_hash(seed, *prefix, id)` (or `(..., id, epoch)`) of every id, as uint64."""
     if epochs is None:
@@ -116,31 +205,32 @@ def _hashes(seed, prefix: tuple, ids: list, epochs: list | None = None) -> np.nd
     return seeded_hashes_str(seed, prefix, [f"{d}\x00{e}" for d, e in zip(ids, epochs)])
 
 
-def _gather(tokens: list, part: np.ndarray, start: np.ndarray, length: np.ndarray, dtype, chunk: int = 1 << 22):
-    """The token ranges `tokens[part[k]][start[k]:start[k] + length[k]]` back to back, copied
-    with fancy indexing in chunks of about `chunk` tokens (index arrays stay small)."""
+def _spans(lengths: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Consecutive ranges (a, b) of the documents with these token counts, each about
+    `size` tokens (and at least one document)."""
+    n = int(lengths.size)
+    if n == 0:
+        return []
+    ends = np.cumsum(lengths)
+    cuts = np.unique(np.searchsorted(ends, np.arange(size, int(ends[-1]), size), side="right")).tolist()
+    b = [0, *[c for c in cuts if 0 < c < n], n]
+    return list(zip(b[:-1], b[1:]))
+
+
+def _gather(tokens: list, part: np.ndarray, start: np.ndarray, length: np.ndarray, dtype) -> np.ndarray:
+    """The token ranges `tokens[part[k]][start[k]:start[k] + length[k]]` back to back: one
+    slice (a view) per range, then one copy (cheaper than index arrays per token)."""
     length = np.asarray(length, dtype=np.int64)
-    ends = np.cumsum(length)
-    total = int(ends[-1]) if ends.size else 0
-    out = np.empty(total, dtype=dtype)
-    begins = ends - length
-    a, n = 0, length.size
-    while a < n:
-        b = max(int(np.searchsorted(ends, int(begins[a]) + chunk, side="right")), a + 1)
-        t0, t1 = int(begins[a]), int(ends[b - 1])
-        lens = length[a:b]
-        src = np.arange(t1 - t0, dtype=np.int64) + np.repeat(start[a:b] - (begins[a:b] - t0), lens)
-        ps = part[a:b]
-        if len(tokens) == 1 or bool(np.all(ps == ps[0])):
-            out[t0:t1] = tokens[int(ps[0])][src]
-        else:
-            tp = np.repeat(ps, lens)
-            seg = out[t0:t1]
-            for q in np.unique(ps).tolist():
-                m = tp == q
-                seg[m] = tokens[q][src[m]]
-        a = b
-    return out
+    if length.size == 0:
+        return np.zeros(0, dtype=dtype)
+    start = np.asarray(start, dtype=np.int64)
+    ends = (start + length).tolist()
+    if len(tokens) == 1 or bool(np.all(part == part[0])):
+        t = tokens[int(part[0])]
+        views = [t[a:b] for a, b in zip(start.tolist(), ends)]
+    else:
+        views = [tokens[q][a:b] for q, a, b in zip(part.tolist(), start.tolist(), ends)]
+    return np.concatenate(views).astype(dtype, copy=False)
 
 
 class EncodeToParts(PipelineStep):
@@ -159,6 +249,9 @@ class EncodeToParts(PipelineStep):
         self.batch_docs = batch_docs
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         sp = _load_sp(self.model)
         eos = sp.eos_id()
         dtype = dtype_for_vocab(sp.get_piece_size())
@@ -168,46 +261,74 @@ class EncodeToParts(PipelineStep):
         part_dir.mkdir(parents=True)
         writers: dict[str, ShardWriter] = {}
         sidecars: dict[str, object] = {}
+        columns: dict[str, object] = {}  # source -> Arrow file writer, or None once an id is not a string
         files = input_files(self.input_path)[rank::world_size]
         safe: dict = {}
         bd = self.batch_docs
         # Parquet is read in larger batches than SentencePiece is called with: the read and
-        # the bookkeeping below cost per batch, the output is the same
-        for ids, texts, sources, epochs in column_batches(files, max(bd, READ_DOCS)):
-            self.stat_update("docs_in", value=len(texts))
-            self.stat_update("chars_in", value=sum(map(len, texts)))
+        # the bookkeeping below cost per batch, the output is the same. The text stays in
+        # Arrow: SentencePiece gets its UTF-8 bytes (no Python string decoded per document
+        # and encoded again), characters are counted by Arrow
+        for ids, texts, sources, epochs in column_batches(files, max(bd, READ_DOCS), arrow_text=True):
+            n = len(texts)
+            chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+            self.stat_update("docs_in", value=n)
+            self.stat_update("chars_in", value=int(chars.sum()))
+            blobs = texts.cast(pa.large_binary() if pa.types.is_large_string(texts.type) else pa.binary()).to_pylist()
+            del texts
             with self.track_time():
-                # int32 buffers from C++ (no Python int per token), EOS added by SentencePiece
-                encoded = []
-                for a in range(0, len(texts), bd):
-                    encoded += sp.encode(texts[a : a + bd], num_threads=1, add_eos=eos >= 0, return_type="numpy")
+                # one int32 buffer per batch from C++ (no Python int or numpy array per
+                # document), EOS added by SentencePiece
+                tokens, lengths = encode_flat(sp, blobs, eos >= 0, bd)
+            del blobs
             for s in set(sources):
                 if s not in safe:
                     safe[s] = _safe_source(s)
-            groups: dict[str, list[int]] = {}
             if len(set(sources)) == 1:
-                groups[safe[sources[0]]] = list(range(len(sources)))
+                groups = {safe[sources[0]]: None}  # the whole batch
             else:
+                groups = {}
                 for i, s in enumerate(sources):
                     groups.setdefault(safe[s], []).append(i)
+            lines = _IdLines(ids, epochs, chars)
+            ends = np.cumsum(lengths)
             for src, idx in groups.items():
                 w = writers.get(src)
                 if w is None:
                     w = writers[src] = ShardWriter(part_dir / src, dtype)
                     sidecars[src] = open(part_dir / f"{src}.ids.jsonl.tmp", "wb")
-                seqs = encoded if len(idx) == len(encoded) else [encoded[i] for i in idx]
+                if idx is None:
+                    toks, lens = tokens, lengths
+                else:
+                    lens = lengths[idx]
+                    toks = np.concatenate([tokens[e - k : e] for e, k in zip(ends[idx].tolist(), lens.tolist())])
                 if eos < 0:  # a model without EOS: the documents run together as before
-                    seqs = [np.append(x, eos) for x in seqs]
-                lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-                n_tok = int(lengths.sum())
-                w.add_many(np.concatenate(seqs).astype(dtype, copy=False) if seqs else np.zeros(0, dtype), lengths)
-                sidecars[src].write(b"".join(_dumpb([ids[i], epochs[i], len(texts[i])]) for i in idx))
+                    seqs = np.split(toks, np.cumsum(lens)[:-1]) if lens.size else []
+                    toks = np.concatenate([np.append(x, eos) for x in seqs]) if seqs else toks
+                    lens = lens + 1
+                n_tok = int(lens.sum())
+                w.add_many(toks.astype(dtype), lens)
+                sidecars[src].write(lines.all() if idx is None else lines.some(idx))
+                cols = lines.columns_of(idx)
+                cw = columns.get(src, False)
+                if cw is False and cols is not None:  # the first batch of this source
+                    cw = columns[src] = pa.ipc.new_file(str(part_dir / f"{src}{COLS}.tmp"), cols.schema)
+                if cw and cols is not None:
+                    cw.write_batch(cols)
+                elif cw is not None:  # an id that is not a string: the merge parses the JSON
+                    if cw:
+                        cw.close()
+                    (part_dir / f"{src}{COLS}.tmp").unlink(missing_ok=True)
+                    columns[src] = None
                 self.stat_update("tokens_encoded", value=n_tok)
                 self.stat_update(f"tokens_encoded/{src}", value=n_tok)
         for src, w in writers.items():
             w.close()
             sidecars[src].close()
             os.replace(part_dir / f"{src}.ids.jsonl.tmp", part_dir / f"{src}.ids.jsonl")
+            if columns.get(src):
+                columns[src].close()
+                os.replace(part_dir / f"{src}{COLS}.tmp", part_dir / f"{src}{COLS}")
         write_json_atomic(part_dir / "DONE.json", {"sources": sorted(writers)})
         return
         yield
@@ -400,9 +521,8 @@ class MergeShards(PipelineStep):
         chars = np.concatenate([m.chars for _, m in parts])
         n = len(ids)
         # each id as a number (first seen first): the set logic below runs on arrays
-        code_of: dict = {}
-        codes = np.fromiter((code_of.setdefault(d, len(code_of)) for d in ids), dtype=np.int64, count=n)
-        n_codes = len(code_of)
+        arrows = [m.ids_arrow for _, m in parts]
+        codes, n_codes = _codes(ids, arrows if all(a is not None for a in arrows) else None)
         planned = epochs >= 0
         # validation: unique ids (of planned copies: the mix's reserve, epoch -1, is
         # used only when the real count of its source falls short), the copy of lowest
@@ -485,12 +605,15 @@ class MergeShards(PipelineStep):
         for n, (a, b) in enumerate(bounds):
             rel = f"{src}/{split}_{n:05d}"
             sel = pos[a:b]
-            w = ShardWriter(out / rel, dtype)
-            w.add_many(_gather(tokens, arr["part"][sel], arr["start"][sel], arr["len"][sel], dtype), arr["len"][sel])
-            w.close()
+            w = ShardWriter(out / rel, dtype, digest=True)
+            raws = [m.raw for _, m in parts]
             with open(out / f"{rel}.ids.jsonl.tmp", "wb") as f:
-                raws = [m.raw for _, m in parts]
-                f.write(_gather(raws, arr["part"][sel], arr["id_start"][sel], arr["id_len"][sel], np.uint8).tobytes())
+                # in pieces of about GATHER_TOKENS tokens: memory does not grow with the shard
+                for c0, c1 in _spans(arr["len"][sel], GATHER_TOKENS):
+                    s = sel[c0:c1]
+                    w.add_many(_gather(tokens, arr["part"][s], arr["start"][s], arr["len"][s], dtype), arr["len"][s])
+                    f.write(_gather(raws, arr["part"][s], arr["id_start"][s], arr["id_len"][s], np.uint8).data)
+            w.close()
             os.replace(out / f"{rel}.ids.jsonl.tmp", out / f"{rel}.ids.jsonl")
             self.stat_update("docs_out", value=int(sel.size))
             self.stat_update("chars_out", value=int(arr["chars"][sel].sum()))
@@ -498,8 +621,8 @@ class MergeShards(PipelineStep):
             shards.append(
                 {
                     "path": rel,
-                    "sha256": sha256_file(out / f"{rel}.bin"),
-                    "idx_sha256": sha256_file(out / f"{rel}.idx"),
+                    "sha256": w.sha256,
+                    "idx_sha256": w.idx_sha256,
                     "documents": w.documents,
                     "tokens": w.tokens,
                     "source": src,

@@ -496,3 +496,138 @@ def test_vocab_too_large_for_the_sample_is_explained(tmp_path):
     step = TrainTokenizer(str(tmp_path / "mix"), str(tmp_path / "tokenizer"), cfg.tokenizer.model_dump(), 1)
     with pytest.raises(UserError, match=r"vocab_size=5000 is more than this sample supports \(at most \d+\)"):
         list(step.run(None, 0, 1))
+
+
+# --------------------------------------------------------------------------- the encode path
+
+
+def _one_by_one(sp, files: list[Path]) -> dict[str, dict]:
+    """What an encode task must write, per source: each document encoded on its own
+    (EOS appended), ids `[id, epoch, chars]` written by the standard library. Rows are
+    read in the stage's batches of 8,192, so a missing id is `<file>/<row in batch>`."""
+    from shikomi.tokenize.stage import READ_DOCS, _safe_source
+
+    out: dict[str, dict] = {}
+    for f in files:
+        for b in pq.ParquetFile(f).iter_batches(batch_size=READ_DOCS):
+            for i, r in enumerate(b.to_pylist()):
+                src = _safe_source(r["metadata"]["source"])
+                d = out.setdefault(src, {"tokens": [], "ids": []})
+                d["tokens"].append(np.asarray(sp.encode(r["text"], add_eos=True), dtype=np.uint16))
+                doc_id = r["id"] if r["id"] is not None else f"{f.name}/{i}"
+                line = json.dumps(
+                    [doc_id, r["metadata"]["epoch"], len(r["text"])], ensure_ascii=False, separators=(",", ":")
+                )
+                d["ids"].append(line + "\n")
+    return out
+
+
+@pytest.mark.realdata
+def test_encode_task_writes_what_encoding_one_document_at_a_time_writes(chain, tmp_path):
+    """The batch encode path (Arrow text as UTF-8 bytes, one int32 buffer per batch, id
+    lines built by Arrow) writes the bytes of the plain per-document encode: ids that
+    JSON must escape, missing ids, three sources (one renamed), epochs, two files."""
+    import pyarrow as pa
+    import sentencepiece as spm
+
+    from shikomi.tokenize.stage import EncodeToParts
+
+    model = chain["run"] / "tokenizer" / "tokenizer.model"
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    rows = _mix_docs(chain["run"])[:1500]
+    assert {r["metadata"]["source"] for r in rows} == {"ja", "en", "code"}
+    odd = ['quote"d', "back\\slash", "tab\tbell\x07", "改行\nあり", "emoji😀/é"]
+    for i, r in enumerate(rows):
+        r["metadata"] = {"source": "web/ja" if i % 7 == 3 else r["metadata"]["source"], "epoch": i % 4 - 1}
+        if i % 97 == 5:
+            r["id"] = odd[i % len(odd)] + str(i)
+        if i % 131 == 9:
+            r["id"] = None
+    inp = tmp_path / "in" / "data"
+    inp.mkdir(parents=True)
+    files = [inp / "00000.parquet", inp / "00001.parquet"]
+    pq.write_table(pa.Table.from_pylist(rows[:1000]), files[0])
+    pq.write_table(pa.Table.from_pylist(rows[1000:]), files[1])
+    # batches of 7 texts per SentencePiece call: the calls do not show in the output
+    list(EncodeToParts(str(tmp_path / "out"), str(model), str(inp.parent), batch_docs=7).run(None, 0, 1))
+    parts = tmp_path / "out" / "_parts" / "00000"
+    want = _one_by_one(sp, files)
+    assert json.loads((parts / "DONE.json").read_text())["sources"] == sorted(want) == ["code", "en", "ja", "web_ja"]
+    for src, d in want.items():
+        got = read_megatron(parts / src)
+        assert len(got) == len(d["tokens"]) and all(np.array_equal(a, b) for a, b in zip(got, d["tokens"])), src
+        assert (parts / f"{src}.bin").read_bytes() == np.concatenate(d["tokens"]).tobytes()
+        assert (parts / f"{src}.ids.jsonl").read_bytes() == "".join(d["ids"]).encode("utf-8"), src
+    # the escaped ids and the named missing ones are there
+    ids = [json.loads(x)[0] for d in want.values() for x in d["ids"]]
+    for prefix in odd:
+        assert any(i.startswith(prefix) for i in ids), prefix
+    # the merge reads the ids from the Arrow columns file, or parses the JSON without it:
+    # the same shards, ids and manifest
+    from shikomi.tokenize.stage import COLS, MergeShards
+
+    assert sorted(x.name for x in parts.glob(f"*{COLS}")) == [f"{s}{COLS}" for s in sorted(want)]
+    shutil.copytree(tmp_path / "out", tmp_path / "json")
+    for f in (tmp_path / "json" / "_parts" / "00000").glob(f"*{COLS}"):
+        f.unlink()
+    tc = {**chain["cfg"].tokenize.model_dump(), "keep_parts": True}
+    for d in ("out", "json"):
+        list(MergeShards(str(tmp_path / d), str(model), 1, 7, tc, None).run(None, 0, 1))
+    merged = sorted(x.relative_to(tmp_path / "out") for x in (tmp_path / "out").rglob("*_0*.*"))
+    assert len(merged) >= 4 * 3  # train and val .bin/.idx/.ids.jsonl of every source
+    assert (tmp_path / "out" / "manifest.json").read_bytes() == (tmp_path / "json" / "manifest.json").read_bytes()
+    for f in merged:
+        assert (tmp_path / "out" / f).read_bytes() == (tmp_path / "json" / f).read_bytes(), f
+    assert any(i.startswith("00000.parquet/") for i in ids) and any(i.startswith("00001.parquet/") for i in ids)
+
+
+@pytest.mark.realdata
+def test_encode_flat_is_sentencepiece_encode_per_text(chain, shared_data):
+    import sentencepiece as spm
+
+    from shikomi.tokenize.spm import encode_flat
+
+    sp = spm.SentencePieceProcessor(model_file=str(chain["run"] / "tokenizer" / "tokenizer.model"))
+    texts = [r["text"] for r in _mix_docs(chain["run"])[:400]] + ["", " ", "。"]
+    want = [sp.encode(t, add_eos=True) for t in texts]
+    for inputs in (texts, [t.encode("utf-8") for t in texts]):
+        for batch in (1, 64, 10_000):
+            tokens, lengths = encode_flat(sp, inputs, True, batch)
+            assert tokens.dtype == np.int32 and lengths.tolist() == [len(w) for w in want]
+            assert tokens.tolist() == [t for w in want for t in w]
+    tokens, lengths = encode_flat(sp, texts[:3], False, 2)
+    assert tokens.tolist() == [t for x in texts[:3] for t in sp.encode(x)]
+    assert encode_flat(sp, [], True, 8)[0].size == 0
+
+
+def test_gather_codes_and_shard_digests(tmp_path):
+    from shikomi.core.shards import ShardWriter
+    from shikomi.tokenize.stage import _codes, _gather
+
+    rng = np.random.default_rng(3)
+    parts = [rng.integers(0, 60_000, 5_000).astype(np.uint16) for _ in range(3)]
+    part = rng.integers(0, 3, 400).astype(np.int32)
+    length = rng.integers(0, 30, 400)
+    start = np.asarray([rng.integers(0, 5_000 - n + 1) for n in length])
+    want = np.concatenate([parts[p][s : s + n] for p, s, n in zip(part, start, length)])
+    assert np.array_equal(_gather(parts, part, start, length, np.uint16), want)
+    same = np.zeros(400, np.int32)
+    assert np.array_equal(
+        _gather(parts, same, start, length, np.uint16),
+        np.concatenate([parts[0][s : s + n] for s, n in zip(start, length)]),
+    )
+    assert _gather(parts, part[:0], start[:0], length[:0], np.uint16).size == 0
+    # ids as numbers, first seen first: strings (Arrow) and anything else (a dict) agree
+    ids = ["b", "a", "b", "c", "a", "é", "c"]
+    codes, n = _codes(ids)
+    assert codes.tolist() == [0, 1, 0, 2, 1, 3, 2] and n == 4
+    codes, n = _codes([3, "3", 3, None])
+    assert codes.tolist() == [0, 1, 0, 2] and n == 3
+    # the digests taken while writing are the files' sha256
+    w = ShardWriter(tmp_path / "s", np.uint16, digest=True)
+    w.add_many(want, length)
+    w.add(parts[1][:7])
+    w.close()
+    assert w.sha256 == sha256(tmp_path / "s.bin") and w.idx_sha256 == sha256(tmp_path / "s.idx")
+    got = read_megatron(tmp_path / "s")
+    assert [len(x) for x in got] == [*length.tolist(), 7]
