@@ -19,17 +19,23 @@ from typing import IO
 from datatrove.pipeline.writers.disk_base import DiskWriter
 from datatrove.pipeline.writers.parquet import ParquetWriter
 
+# Rows per Arrow table while a row group fills: the Parquet writer's write_batch_size
+# (pyarrow's default, 1024), so that pages break where they would for one contiguous table.
+ARROW_BATCH_ROWS = 1024
+
 
 class StreamingParquetWriter(ParquetWriter):
     """datatrove's ParquetWriter whose schema is the union of every row of a file,
     holding at most one row group in memory.
 
-    Rows are buffered until about `row_group_bytes` of text; the buffer then becomes
-    an Arrow table (its schema unified into the file's) and is spilled to a local
-    temporary Arrow IPC file. At close, each spilled table is conformed to the
-    file's unified schema and written as one row group of the Parquet file through
-    `open_writer(handle, schema)`. A file that never filled a row group is written at
-    once with `write_rows(rows, handle)`: the same bytes as a whole-file writer.
+    Rows are held as Python dicts until there are `ARROW_BATCH_ROWS` of them, then
+    as an Arrow table (compact: no Python object per value); once a row group holds about
+    `row_group_bytes` of text its tables are unified into one (its schema unified into
+    the file's) and spilled to a local temporary Arrow IPC file. At close, each
+    spilled table is conformed to the file's unified schema and written as one row
+    group of the Parquet file through `open_writer(handle, schema)`. A file that never
+    filled a row group is written at once with `write_table(table, handle)`: the same
+    bytes as a whole-file writer of all its rows (`pa.Table.from_pylist(rows)`).
 
     (`ParquetWriter(schema=...)` is not enough: the schema that fits every row is
     known only once all rows are in, and datatrove writes batches as they come.)
@@ -39,13 +45,14 @@ class StreamingParquetWriter(ParquetWriter):
         super().__init__(output_folder, output_filename=output_filename, **kwargs)
         self.row_group_bytes = row_group_bytes
         self._rows: dict[str, list[dict]] = {}
+        self._tables: dict[str, list] = {}  # the current row group's rows as Arrow tables
         self._sizes: dict[str, int] = {}
         self._handles: dict[str, IO] = {}
         self._spills: dict[str, list[str]] = {}
         self._schemas: dict[str, object] = {}
         self._spill_dir: str | None = None
 
-    def write_rows(self, rows: list[dict], handle: IO) -> None:  # pragma: no cover - abstract
+    def write_table(self, table, handle: IO) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def open_writer(self, handle: IO, schema):  # pragma: no cover - abstract
@@ -60,16 +67,42 @@ class StreamingParquetWriter(ParquetWriter):
         rows = self._rows.setdefault(filename, [])
         rows.append(document)
         self._handles[filename] = file_handler
+        if len(rows) >= ARROW_BATCH_ROWS:
+            self._to_arrow(filename)
         size = self._sizes[filename] = self._sizes.get(filename, 0) + self.row_bytes(document)
         if size >= self.row_group_bytes:
             self._spill(filename)
+
+    def _to_arrow(self, filename: str) -> None:
+        import pyarrow as pa
+
+        rows = self._rows.pop(filename, None)
+        if rows:
+            self._tables.setdefault(filename, []).append(pa.Table.from_pylist(rows))
+
+    def _row_group(self, filename: str):
+        """The current row group's rows as one table (None when it has none): its Arrow
+        tables conformed to the union of their schemas, in one table of several chunks.
+        Every chunk but the last holds the Parquet writer's write_batch_size rows, so
+        the pages written are those of one contiguous table of the same rows."""
+        import pyarrow as pa
+
+        self._to_arrow(filename)
+        tables = self._tables.pop(filename, [])
+        if not tables:
+            return None
+        schema = tables[0].schema
+        for t in tables[1:]:
+            if t.schema != schema:
+                schema = pa.unify_schemas([schema, t.schema], promote_options="permissive")
+        return pa.concat_tables([conform_table(t, schema) for t in tables])
 
     def _spill(self, filename: str) -> None:
         import tempfile
 
         import pyarrow as pa
 
-        table = pa.Table.from_pylist(self._rows.pop(filename))
+        table = self._row_group(filename)
         self._sizes[filename] = 0
         prev = self._schemas.get(filename)
         self._schemas[filename] = (
@@ -86,9 +119,9 @@ class StreamingParquetWriter(ParquetWriter):
     def close_file(self, filename):
         import pyarrow as pa
 
-        if self._spills.get(filename) and self._rows.get(filename):
+        if self._spills.get(filename) and (self._rows.get(filename) or self._tables.get(filename)):
             self._spill(filename)  # the last, partial row group
-        rows = self._rows.pop(filename, None)
+        rows = self._row_group(filename)
         handle = self._handles.pop(filename, None)
         spills = self._spills.pop(filename, [])
         schema = self._schemas.pop(filename, None)
@@ -102,8 +135,8 @@ class StreamingParquetWriter(ParquetWriter):
                 del table
                 os.remove(path)
             writer.close()
-        elif rows and handle is not None:
-            self.write_rows(rows, handle)
+        elif rows is not None and handle is not None:
+            self.write_table(rows, handle)
         DiskWriter.close_file(self, filename)
 
     def close(self):

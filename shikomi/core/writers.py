@@ -26,11 +26,12 @@ class DocWriter(StreamingParquetWriter):
 
     datatrove infers the schema from the first document, which breaks when later
     documents carry other metadata keys (a rejected document of another rule, say).
-    Rows are buffered one row group (`ROW_GROUP_BYTES` of text) at a time and made
-    into Arrow tables with ``pa.Table.from_pylist``, which unifies struct fields; the
-    file's schema is the union of its row groups'. Memory stays flat however many
-    documents a task writes; output is deterministic for the same input, and a file
-    of one row group is what ``pq.write_table`` of all its rows gives.
+    Rows are buffered one row group (`ROW_GROUP_BYTES` of text) at a time, as Arrow
+    tables of 1,024 rows made with ``pa.Table.from_pylist`` (which unifies struct
+    fields; the row group's and the file's schemas are the union of theirs). Memory
+    stays flat however many documents a task writes; output is deterministic for the
+    same input, and a file of one row group is what ``pq.write_table`` of all its
+    rows gives.
     """
 
     name = "📒 shikomi Parquet"
@@ -45,11 +46,9 @@ class DocWriter(StreamingParquetWriter):
             max_file_size=-1,
         )
 
-    def write_rows(self, rows: list[dict], handle: IO) -> None:
-        import pyarrow as pa
+    def write_table(self, table, handle: IO) -> None:
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows)
         pq.write_table(table, handle, compression="zstd", use_content_defined_chunking=False)
 
     def open_writer(self, handle: IO, schema):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -117,10 +118,8 @@ class CountTokens(PipelineStep):
         self.rehydration = rehydration
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        keys: list[int] = []
-        tokens: list[int] = []
-        chars: list[int] = []
-        weights: list[int] = []
+        # 8 bytes a number per document (a list of Python ints takes about 40)
+        keys, tokens, chars, weights = array("Q"), array("q"), array("q"), array("q")
         docs_in = chars_in = 0
         pending: list = []
 
@@ -151,10 +150,10 @@ class CountTokens(PipelineStep):
         tmp = out / f"{rank:05d}.tmp.npz"
         np.savez(
             tmp,
-            keys=np.asarray(keys, dtype=np.uint64),
-            tokens=np.asarray(tokens, dtype=np.int64),
-            chars=np.asarray(chars, dtype=np.int64),
-            weights=np.asarray(weights, dtype=np.int64),
+            keys=np.frombuffer(keys, dtype=np.uint64),
+            tokens=np.frombuffer(tokens, dtype=np.int64),
+            chars=np.frombuffer(chars, dtype=np.int64),
+            weights=np.frombuffer(weights, dtype=np.int64),
             docs_in=np.int64(docs_in),
             chars_in=np.int64(chars_in),
         )
@@ -452,6 +451,12 @@ def make_plan(
     }
 
 
+def in_sorted(arr: np.ndarray, key: int) -> bool:
+    """Whether `key` is in the sorted uint64 array `arr`."""
+    i = int(np.searchsorted(arr, np.uint64(key)))
+    return i < arr.size and int(arr[i]) == key
+
+
 class SampleCopies(PipelineStep):
     """Repeats each document as many times as the plan says (metadata.epoch), times its
     rehydration copies; documents the plan leaves out are marked not_sampled, except
@@ -471,14 +476,14 @@ class SampleCopies(PipelineStep):
         z = np.load(Path(self.out_dir) / "_plan" / f"{self.index:02d}.npz")
         base = int(z["base"])
         thr = int(z["threshold"]) if bool(z["has_threshold"]) else None
-        fill = set(int(x) for x in z["fill"])
+        fill = np.unique(z["fill"].astype(np.uint64))  # sorted: looked up by bisection
         rkey = int(z["reserve"]) if "has_reserve" in z.files and bool(z["has_reserve"]) else None
         for doc in data:
             if REJECT_KEY in doc.metadata:
                 yield doc
                 continue
             k = doc_key(self.seed, self.index, doc.id)
-            copies = base + (1 if ((thr is not None and k <= thr) or k in fill) else 0)
+            copies = base + (1 if ((thr is not None and k <= thr) or in_sorted(fill, k)) else 0)
             copies *= rehydration_copies(doc.metadata, self.rehydration)
             if copies == 0:
                 if rkey is not None and k <= rkey:

@@ -68,3 +68,36 @@ def test_one_row_group_is_a_whole_file_write(shared_data, tmp_path):
     assert path.read_bytes() == buf.getvalue()
     again, _ = _write(tmp_path / "again", docs, 20_000)
     assert again.read_bytes() == _write(tmp_path / "again2", docs, 20_000)[0].read_bytes()  # deterministic
+
+
+def test_rows_held_as_arrow_tables_same_bytes_as_a_whole_file_write(shared_data, tmp_path):
+    """More rows than one Arrow table holds, with metadata that changes between tables
+    (a key first seen in the third, an int that is a float later, a null-only key): the
+    writer holds fewer than ARROW_BATCH_ROWS rows as Python objects, and the file (one
+    row group, or several) is what a writer of all the rows as one table gives."""
+    from shikomi.core.datatrove_adapter import ARROW_BATCH_ROWS
+
+    docs = []
+    with open(shared_data / "ja" / "jawiki_annotated_corpus_leads.jsonl", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i == 3 * ARROW_BATCH_ROWS + 100:
+                break
+            md = {"score": i if i < ARROW_BATCH_ROWS else i + 0.5, "none": None}
+            if i >= 2 * ARROW_BATCH_ROWS + 7:
+                md["late"] = {"n": i, "tags": ["a"] * (i % 3)}
+            docs.append(Document(text=json.loads(line)["text"], id=f"ja/{i}", metadata=md))
+    w = DocWriter(str(tmp_path / "one"), row_group_bytes=1 << 40)
+    held = 0
+    for d in docs:
+        w.write(d, 0)
+        held = max(held, max((len(r) for r in w._rows.values()), default=0))
+    w.close()
+    assert held < ARROW_BATCH_ROWS
+    buf = io.BytesIO()
+    pq.write_table(_reference(docs), buf, compression="zstd", use_content_defined_chunking=False)
+    assert (tmp_path / "one" / "00000.parquet").read_bytes() == buf.getvalue()
+    path, _ = _write(tmp_path / "groups", docs, 500_000)  # a row group spans two Arrow tables or more
+    pf = pq.ParquetFile(path)
+    assert pf.num_row_groups > 1
+    assert max(pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)) > ARROW_BATCH_ROWS
+    assert pf.read().to_pylist() == _reference(docs).to_pylist()

@@ -392,3 +392,12 @@ def test_mix_real_layouts(shared_data, tmp_path):
     en = [r for r in out if r["metadata"]["source"] == "en"]
     assert {r["metadata"]["origin"].split(":")[0] for r in en} == {"slimpajama", "gutenberg"}
     assert all("*** START OF" not in r["text"] for r in en)
+
+
+def test_in_sorted_finds_uint64_keys():
+    from shikomi.mix.stage import in_sorted
+
+    keys = np.unique(np.array([2**64 - 1, 5, 2**63 + 3], dtype=np.uint64))
+    assert all(in_sorted(keys, k) for k in (5, 2**63 + 3, 2**64 - 1))
+    assert not any(in_sorted(keys, k) for k in (0, 6, 2**63 + 4))
+    assert not in_sorted(np.zeros(0, np.uint64), 5)
