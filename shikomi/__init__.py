@@ -25,4 +25,13 @@ Private members of datatrove, HojiChar and datasketch are used only in their ada
 tests/test_dependency_privates.py checks it).
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# Arrow buffers from the C allocator rather than pyarrow's default mimalloc pool, which
+# keeps freed pages: a task reading row group after row group otherwise peaks higher the
+# more it reads (tokenize: 1.40x the 1x peak at 10x input with mimalloc, 1.19x with
+# this). Read once, when pyarrow first allocates, so it is set here, before any shikomi
+# module imports pyarrow; task processes inherit it. A value the user sets wins.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

@@ -515,7 +515,7 @@ def column_batches(files: list[str], batch_docs: int, arrow_text: bool = False):
             pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
             names = pf.schema_arrow.names
             cols = [c for c in ("id", "text", "metadata") if c in names]
-            for b in pf.iter_batches(batch_size=batch_docs, columns=cols):
+            for b in pf.iter_batches(batch_size=batch_docs, columns=cols, use_threads=False):
                 n = b.num_rows
                 texts = b.column("text") if arrow_text else b.column("text").to_pylist()
                 ids = b.column("id").to_pylist() if "id" in cols else [None] * n

@@ -61,7 +61,7 @@ VAL_REPEAT = "val_repeat"
 RESERVE_UNUSED = "reserve_unused"
 COLS = ".cols.arrow"  # per part file: its ids, epochs and chars as Arrow columns (when every id is a string)
 GATHER_TOKENS = 1 << 22  # tokens copied into a shard at a time (memory granularity, not a setting)
-READ_DOCS = 8192  # rows per Parquet read batch of an encode task (I/O granularity, not a setting)
+READ_DOCS = 2048  # rows per Parquet read batch of an encode task (I/O granularity, not a setting)
 
 
 def _safe_source(s) -> str:

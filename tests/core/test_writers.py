@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -101,3 +102,18 @@ def test_rows_held_as_arrow_tables_same_bytes_as_a_whole_file_write(shared_data,
     assert pf.num_row_groups > 1
     assert max(pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)) > ARROW_BATCH_ROWS
     assert pf.read().to_pylist() == _reference(docs).to_pylist()
+
+
+def test_arrow_buffers_come_from_the_system_allocator_unless_the_user_chose_one():
+    """pyarrow's mimalloc pool keeps freed pages (a task's peak grew with its input);
+    importing shikomi selects the system pool before pyarrow allocates."""
+    import subprocess
+    import sys
+
+    code = "import shikomi, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "system"
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "mimalloc"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "mimalloc"
