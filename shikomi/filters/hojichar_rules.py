@@ -308,11 +308,11 @@ class CharRepetitionRatio(HojiCharRule):
         return CharRepetitionRatioFilter(threshold=self.params.threshold, ngram_size=self.params.ngram_size)
 
     def value(self, text):
-        return self._h_filter.compute_character_repetition_ratio(text, self.params.ngram_size)
+        return char_repetition_ratio(text, self.params.ngram_size)
 
     def check(self, doc):
         # HojiChar's statistic and decision, with the n-grams counted by `Counter` (in C)
-        ratio = char_repetition_ratio(doc.text, self.params.ngram_size)
+        ratio = self.value(doc.text)
         if ratio >= self.params.threshold:
             return self.rule, ratio
         return None
@@ -490,11 +490,11 @@ class WordRepetitionRatio(HojiCharRule):
         return f
 
     def value(self, text):
-        return self._h_filter.compute_word_repetition_ratio(text, self.params.ngram_size)
+        return word_repetition_ratio(self._h_filter, text, self.params.ngram_size)
 
     def check(self, doc):
         # HojiChar's statistic and decision, with the n-grams counted by `Counter` (in C)
-        ratio = word_repetition_ratio(self._h_filter, doc.text, self.params.ngram_size)
+        ratio = self.value(doc.text)
         if ratio >= self.params.threshold:
             return self.rule, ratio
         return None
