@@ -252,6 +252,12 @@ def _train_steps(run: Path) -> dict[int, dict]:
     return {r["step"]: r for r in rows}
 
 
+def _job(job: str) -> str:
+    """What Slurm says of a job, for a failure message."""
+    r = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True)
+    return f"\n--- scontrol show job {job}\n{r.stdout}{r.stderr}"
+
+
 def _until(cond, timeout: float, what: str, log=lambda: ""):
     import time
 
@@ -305,8 +311,11 @@ def test_train_job_checkpoints_at_the_time_limit_requeues_resumes_and_survives_s
     root = run / "train/checkpoints"
 
     def release_hold():
-        # a requeued job waits CredExpire (120 s by default) before it may start again; skip that wait
-        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+        # a requeued job waits CredExpire (30 s in scripts/slurm/start.sh) before it may start
+        # again; shorten that wait, but not to zero: slurmd refuses a job credential created in
+        # the same second as the one it revoked at the requeue ("Job credential revoked") and
+        # the job then fails instead of resuming
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+5"], capture_output=True)
 
     def saved_steps() -> list[int]:
         return [int(ln.split("saved step ")[1].split()[0]) for ln in _log_of(run).splitlines() if ": saved step " in ln]
@@ -320,7 +329,9 @@ def test_train_job_checkpoints_at_the_time_limit_requeues_resumes_and_survives_s
         n = _log_of(run).count("time limit near")
         release_hold()
         resumed = ckpt.step_dir(root, saved_steps()[-1])
-        _until(lambda r=resumed: f"resumed from {r}" in _log_of(run), 300, "the resume", lambda: _log_of(run))
+        _until(
+            lambda r=resumed: f"resumed from {r}" in _log_of(run), 300, "the resume", lambda: _log_of(run) + _job(job)
+        )
         start = int(resumed.name.split("_")[1])
         _until(
             lambda s=start, n=n: max(_train_steps(run), default=0) >= s + 2
