@@ -1,12 +1,15 @@
-"""Private names of datatrove, HojiChar and datasketch are used in one adapter module
-per dependency, nowhere else (read from the source with ast):
+"""Private names of datatrove, HojiChar, datasketch and SentencePiece are used in one
+adapter module per dependency, nowhere else (read from the source with ast):
 
-    datatrove   shikomi/core/datatrove_adapter.py
-    hojichar    shikomi/filters/hojichar_adapter.py
-    datasketch  shikomi/dedup/datasketch_adapter.py
+    datatrove      shikomi/core/datatrove_adapter.py
+    hojichar       shikomi/filters/hojichar_adapter.py
+    datasketch     shikomi/dedup/datasketch_adapter.py
+    sentencepiece  shikomi/tokenize/sentencepiece_adapter.py
 
-Outside its adapter, a module may not import a private name of a dependency, read or
-set an attribute with a name private to it (`filter._chunk_text`), monkeypatch one of
+A dependency's private names are those its Python source defines plus the private
+members of the classes its compiled extensions export. Outside its adapter, a module
+may not import a private name of a dependency, read or set an attribute with a name
+private to it (`filter._chunk_text`, or `getattr(sp, "_processor")`), monkeypatch one of
 its modules (`datatrove.executor.base.add_task_logger = ...`), or, in a class derived
 from one of its classes, override or touch that class's private members
 (`def _write`, `self._sbatch_args`).
@@ -17,6 +20,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 import textwrap
 from functools import cache
 from pathlib import Path
@@ -30,6 +34,7 @@ ADAPTERS = {
     "datatrove": "core/datatrove_adapter.py",
     "hojichar": "filters/hojichar_adapter.py",
     "datasketch": "dedup/datasketch_adapter.py",
+    "sentencepiece": "tokenize/sentencepiece_adapter.py",
 }
 
 
@@ -53,7 +58,9 @@ def _defined_names(tree: ast.AST) -> set[str]:
 
 @cache
 def dependency_privates(dep: str) -> frozenset[str]:
-    """Every private name defined anywhere in the dependency's source."""
+    """Every private name defined anywhere in the dependency's source, and the private
+    members of the classes of its loaded compiled modules (a pybind/SWIG binding's
+    `_EncodeAsBufferBatch` is in no .py file)."""
     root = Path(importlib.import_module(dep).__file__).parent
     names: set[str] = set()
     for p in root.rglob("*.py"):
@@ -61,6 +68,11 @@ def dependency_privates(dep: str) -> frozenset[str]:
             names |= _defined_names(ast.parse(p.read_text(encoding="utf-8")))
         except (SyntaxError, UnicodeDecodeError):  # pragma: no cover
             continue
+    for name, mod in list(sys.modules.items()):
+        if (name == dep or name.startswith(dep + ".")) and not str(getattr(mod, "__file__", "")).endswith(".py"):
+            for obj in list(vars(mod).values()):
+                if isinstance(obj, type):
+                    names |= {n for n in vars(obj) if _private(n)}
     return frozenset(names)
 
 
@@ -157,6 +169,20 @@ def violations(trees: dict[Path, ast.Module] | None = None) -> list[str]:
                     for dep in ADAPTERS:
                         if node.attr in dependency_privates(dep):
                             flag(node, dep, f"._{node.attr[1:]}")
+            # getattr(obj, "_name") / hasattr / setattr with a dependency's private name
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr", "setattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and _private(node.args[1].value)
+                and node.args[1].value not in own
+            ):
+                for dep in ADAPTERS:
+                    if node.args[1].value in dependency_privates(dep):
+                        flag(node, dep, f'{node.func.id}(..., "{node.args[1].value}")')
             # module.attribute = ... on a dependency module: a monkeypatch
             if isinstance(node, (ast.Assign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -210,6 +236,8 @@ def test_the_scan_finds_private_use():
         "from datasketch.lsh import _optimal_param\n"
         "def f(h, text):\n"
         "    return h._chunk_text(text)\n"
+        "def g(sp):\n"
+        "    return getattr(getattr(sp, '_processor'), '_EncodeAsBufferBatch')\n"
     )
     found = "\n".join(violations({PKG / "core" / "_privates_probe.py": ast.parse(probe)}))
     assert "_privates_probe.py:4: def _write" in found
@@ -217,3 +245,5 @@ def test_the_scan_finds_private_use():
     assert "_privates_probe.py:6: base.add_task_logger" in found
     assert "_privates_probe.py:7: from datasketch.lsh import _optimal_param" in found
     assert "_privates_probe.py:9: ._chunk_text (hojichar private" in found
+    assert '_privates_probe.py:11: getattr(..., "_processor") (sentencepiece private' in found
+    assert '_privates_probe.py:11: getattr(..., "_EncodeAsBufferBatch") (sentencepiece private' in found

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from shikomi.tokenize.sentencepiece_adapter import buffer_encoder
+
 # split after sentence ends (Japanese and Latin) when a line is too long for SentencePiece
 _SENTENCE_END = re.compile(r"(?<=[。！？．!?])|(?<=\.\s)")
 
@@ -70,18 +72,18 @@ def encode_flat(sp, texts: list, add_eos: bool, batch_docs: int) -> tuple[np.nda
     """(every token of `texts` back to back as int32, tokens per text): single-thread
     SentencePiece `encode` of str or UTF-8 bytes, `batch_docs` texts per call. The same
     ids as `sp.encode(..., return_type="numpy")`, without a numpy array per text: the
-    binding's int32 buffers are joined in one copy (its numpy wrapper, when that
-    private entry point is missing), and with EOS appended the lengths come from where
-    the EOS ids are (checked: one per text, else counted per text)."""
-    fn = getattr(getattr(sp, "_processor", None), "_EncodeAsBufferBatch", None)
+    binding's int32 buffers are joined in one copy (`sentencepiece_adapter`; the numpy
+    arrays of the public `encode` on a version it was not checked on), and with EOS
+    appended the lengths come from where the EOS ids are (checked: one per text, else
+    counted per text)."""
+    fn = buffer_encoder(sp)
     eos = sp.eos_id() if add_eos else -1
     parts, lengths = [], []
     for a in range(0, len(texts), batch_docs):
         batch = texts[a : a + batch_docs]
         if fn is not None:
-            # (inputs, num_threads, thread_pool, enable_sampling, nbest_size, alpha, add_bos, add_eos, reverse)
-            bufs = fn(batch, 1, None, False, -1, 0.0, False, add_eos, False)
-        else:  # pragma: no cover - another sentencepiece build
+            bufs = fn(batch, add_eos)
+        else:
             bufs = [
                 x.astype(np.int32, copy=False)
                 for x in sp.encode(batch, num_threads=1, add_eos=add_eos, return_type="numpy")

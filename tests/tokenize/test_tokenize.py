@@ -582,12 +582,22 @@ def test_encode_task_writes_what_encoding_one_document_at_a_time_writes(chain, t
 
 
 @pytest.mark.realdata
-def test_encode_flat_is_sentencepiece_encode_per_text(chain, shared_data):
+@pytest.mark.parametrize("path", ["buffers", "public"])
+def test_encode_flat_is_sentencepiece_encode_per_text(chain, shared_data, monkeypatch, path):
+    """Both ways of encoding (the binding's int32 buffers on the checked SentencePiece
+    version, the public numpy `encode` on any other) give `sp.encode`'s ids text by text."""
     import sentencepiece as spm
 
+    from shikomi.tokenize import spm as spm_lines
+    from shikomi.tokenize.sentencepiece_adapter import CHECKED_VERSION, buffer_encoder
     from shikomi.tokenize.spm import encode_flat
 
     sp = spm.SentencePieceProcessor(model_file=str(chain["run"] / "tokenizer" / "tokenizer.model"))
+    assert buffer_encoder(sp, version="0.0.0") is None
+    if path == "buffers":
+        assert spm.__version__ == CHECKED_VERSION and buffer_encoder(sp) is not None
+    else:
+        monkeypatch.setattr(spm_lines, "buffer_encoder", lambda sp: None)
     texts = [r["text"] for r in _mix_docs(chain["run"])[:400]] + ["", " ", "。"]
     want = [sp.encode(t, add_eos=True) for t in texts]
     for inputs in (texts, [t.encode("utf-8") for t in texts]):
