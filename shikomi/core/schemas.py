@@ -289,8 +289,8 @@ class StageStats(Artifact):
                           language_by
         dedup             dedup
         clean             clean_profile
-        mix               tokens_counted_with, mix, warnings (and documents_in/chars_in
-                          from the plan)
+        mix               tokens_counted_with, mix, warnings, documents_repeated (and
+                          documents_in/chars_in from the plan)
         train-tokenizer   vocab_size, sample
         tokenize          dtype, sources, shards
     """
@@ -330,6 +330,8 @@ class StageStats(Artifact):
     tokens_counted_with: str | None = None
     mix: dict[str, MixSourceStats] | None = None
     warnings: list[str] | None = None
+    # copies written beyond the first of each document (documents_out counts every copy)
+    documents_repeated: int | None = None
     # train-tokenizer
     vocab_size: int | None = None
     sample: TokenizerSample | None = None

@@ -132,6 +132,8 @@ def summarize(stage_name: str, out_dir: str, job_names: list[str]) -> dict:
         summary["skipped_files"] = dict(sorted(skipped_files.items()))
     if "tokens_out" in everything:
         summary["tokens_out"] = int(everything["tokens_out"])
+    if "copies" in everything:  # a stage that writes a document more than once (mix's repeats)
+        summary["documents_repeated"] = int(everything["copies"] - everything.get("documents_sampled", 0))
     summary["jobs"] = jobs
     return summary
 
@@ -177,9 +179,13 @@ def print_summary(stats: dict, out_dir: Path) -> None:
     def pct(a, b):
         return f" ({a / b:.1%})" if b else ""
 
+    repeated = stats.get("documents_repeated", 0)
+    kept = dout - repeated  # distinct documents: a repeated copy is not one more kept
     line = (
-        f"[{name}] {din:,} documents in -> {dout:,} kept{pct(dout, din)}, {stats.get('documents_dropped', 0):,} dropped"
+        f"[{name}] {din:,} documents in -> {kept:,} kept{pct(kept, din)}, {stats.get('documents_dropped', 0):,} dropped"
     )
+    if repeated:
+        line += f"; {dout:,} written with {repeated:,} repeated copies"
     if "wall_s" in stats:
         rate = din / stats["wall_s"] if stats["wall_s"] else 0
         line += f" in {stats['wall_s']:.1f}s ({rate:,.0f} docs/s)"

@@ -635,9 +635,11 @@ def format_scan(scan: Scan, flt: Filters, chars: int) -> str:
         out.append(f"{scan.path}: {'stage folder' if scan.kind == 'stage' else 'documents'}")
         st = scan.stats
         if st:
+            rep = st.documents_repeated or 0  # mix: copies beyond the first are not more documents kept
             out.append(
-                f"  stats.json: {_fmt(st.documents_in)} in -> {_fmt(st.documents_out)} kept, "
+                f"  stats.json: {_fmt(st.documents_in)} in -> {_fmt(st.documents_out - rep)} kept, "
                 f"{_fmt(st.documents_dropped)} dropped"
+                + (f"; {_fmt(st.documents_out)} written with {_fmt(rep)} repeated copies" if rep else "")
             )
             for rule, d in sorted(st.dropped.items(), key=lambda kv: -kv[1].documents):
                 out.append(f"    {rule:<32} {d.documents:>10,} docs {d.chars:>14,} chars")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from collections import Counter
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import zstandard
 
 from shikomi.config import load_config
+from shikomi.core.stats import print_summary
 from shikomi.errors import UserError
 from shikomi.executor.run import run_stage
 from shikomi.mix.sources import strip_gutenberg
@@ -315,6 +318,18 @@ def test_mix_stage_layouts_sampling_and_outputs(tmp_path):
     assert stats["dropped"]["not_sampled"]["documents"] > 0
     sampled_unique = len({(r["metadata"]["source"], r["id"]) for r in out})
     assert sampled_unique + sum(d["documents"] for d in stats["dropped"].values()) == stats["documents_in"]
+    # written = every copy; repeated = copies beyond a document's first; the summary says both
+    assert stats["documents_out"] == len(out)
+    assert stats["documents_repeated"] == len(out) - sampled_unique > 0
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        print_summary(stats, mix)
+    head = buf.getvalue().splitlines()[0]
+    assert head.startswith(
+        f"[mix] {stats['documents_in']:,} documents in -> {sampled_unique:,} kept "
+        f"({sampled_unique / stats['documents_in']:.1%}), {stats['documents_dropped']:,} dropped; "
+        f"{len(out):,} written with {len(out) - sampled_unique:,} repeated copies"
+    ), head
 
 
 def test_mix_same_seed_same_bytes_and_resume(tmp_path):
