@@ -485,13 +485,13 @@ def parquet_rows(path: Path, batch_size: int = 1024):
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # one thread, as SafeParquetReader
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
         raise UserError(f"{path}: not a readable Parquet file ({e})") from None
     names = set(pf.schema_arrow.names)
     if "text" not in names:
         raise UserError(f"{path}: Parquet file without a 'text' column (columns: {', '.join(sorted(names))})")
-    for batch in pf.iter_batches(batch_size=batch_size):
+    for batch in pf.iter_batches(batch_size=batch_size, use_threads=False):
         yield from batch.to_pylist()
 
 
