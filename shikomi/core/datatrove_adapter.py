@@ -2,6 +2,7 @@
 functions (tests/test_dependency_privates.py checks that no other module does).
 
     StreamingParquetWriter   ParquetWriter with a union schema, one row group in memory
+    document_row             datatrove's Document -> row dict, without its deep copy
     explicit_sbatch_args     the #SBATCH arguments a Slurm executor was given
     replace_task_logger      datatrove's per-task logger set-up and tear-down
     sbatch_launcher          datatrove's sbatch call, for the duration of a block
@@ -24,6 +25,58 @@ from datatrove.pipeline.writers.parquet import ParquetWriter
 ARROW_BATCH_ROWS = 1024
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain_copy(v):
+    """A copy of `v` made of new dicts, lists and tuples around the same atoms (str,
+    int, float, bool, None): what `dataclasses.asdict` makes of such a value. Raises
+    _NotPlain for anything else (asdict deep-copies those, and the caller lets it)."""
+    t = type(v)
+    if t in _ATOMS:
+        return v
+    if t is dict:
+        out = {}
+        for k, x in v.items():
+            if type(k) not in _ATOMS:
+                raise _NotPlain
+            out[k] = _plain_copy(x)
+        return out
+    if t is list:
+        return [_plain_copy(x) for x in v]
+    if t is tuple:
+        return tuple(_plain_copy(x) for x in v)
+    raise _NotPlain
+
+
+def document_row(writer: DiskWriter, document) -> dict:
+    """The dict datatrove's DiskWriter makes of a Document (`_default_adapter`: the
+    non-empty fields of `dataclasses.asdict(document)`), built directly: asdict walks
+    every value with a generic deep copy, a fifth of the CPU time of a stage that
+    writes what it reads (langid, profiled). Documents with media, a writer that
+    expands metadata, or metadata holding other than dicts, lists, tuples and atoms
+    take datatrove's own path. Equal rows, so equal Parquet bytes (tested)."""
+    text, doc_id, meta = document.text, document.id, document.metadata
+    if document.media or writer.expand_metadata or type(text) not in _ATOMS or type(doc_id) not in _ATOMS:
+        return writer._default_adapter(document)
+    try:
+        meta = _plain_copy(meta)
+    except _NotPlain:
+        return writer._default_adapter(document)
+    row = {}
+    if text:
+        row["text"] = text
+    if doc_id:
+        row["id"] = doc_id
+    if meta:
+        row["metadata"] = meta
+    return row
+
+
 class StreamingParquetWriter(ParquetWriter):
     """datatrove's ParquetWriter whose schema is the union of every row of a file,
     holding at most one row group in memory.
@@ -42,6 +95,7 @@ class StreamingParquetWriter(ParquetWriter):
     """
 
     def __init__(self, output_folder, output_filename: str, row_group_bytes: int, **kwargs):
+        kwargs.setdefault("adapter", document_row)
         super().__init__(output_folder, output_filename=output_filename, **kwargs)
         self.row_group_bytes = row_group_bytes
         self._rows: dict[str, list[dict]] = {}

@@ -117,3 +117,37 @@ def test_arrow_buffers_come_from_the_system_allocator_unless_the_user_chose_one(
     env["ARROW_DEFAULT_MEMORY_POOL"] = "mimalloc"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "mimalloc"
+
+
+def test_document_row_is_datatroves_row_without_the_deep_copy(tmp_path):
+    """The writer's Document -> row is datatrove's `_default_adapter` (asdict, empty
+    fields left out), value for value and key order for key order, and a copy: the
+    metadata changed after the write does not change the row. Values asdict would
+    deep-copy some other way (numpy scalars, datetimes) and media take datatrove's path."""
+    import datetime
+
+    import numpy as np
+
+    from shikomi.core.datatrove_adapter import document_row
+
+    w = DocWriter(str(tmp_path))
+    docs = [
+        Document(text="本文", id="a", metadata={"source": "ja", "n": 3, "f": 0.5, "ok": True, "none": None}),
+        Document(text="x", id="b", metadata={"nested": {"l": [1, {"d": "e"}, (2, 3)], "t": ("a", ["b"])}}),
+        Document(text="", id="c", metadata={}),
+        Document(text="t", id="", metadata={"empty": {}, "zero": 0, "blank": ""}),
+        Document(text="t", id="d", metadata={"np": np.int64(3), "when": datetime.date(2024, 5, 1)}),
+        Document(text="t", id="e", metadata={1: "int key", "k": "v"}),
+        Document(text="t", id="f", media=[], metadata={"m": 1}),
+    ]
+    for d in docs:
+        got, want = document_row(w, d), w._default_adapter(d)
+        assert got == want and list(got) == list(want), d.id
+        assert json.dumps(got, default=str) == json.dumps(want, default=str)
+        if "metadata" in got:
+            assert got["metadata"] is not d.metadata
+    d = docs[1]
+    row = document_row(w, d)
+    d.metadata["nested"]["l"][1]["d"] = "changed"
+    assert row["metadata"]["nested"]["l"][1]["d"] == "e"
+    assert w.adapter.__func__ is document_row  # the writer uses it
