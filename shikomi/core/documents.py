@@ -13,6 +13,8 @@ Parquet (zstd), one row per document with ``id``, ``text`` and ``metadata``.
                                     Parquet file, as read by the tools
     column_batches / text_bytes     column reads of Parquet (no per-document objects),
                                     where a stage only needs a few columns
+    open_parquet / parquet_batches  how every reader here opens and reads Parquet: on
+                                    the task's one thread
 """
 
 from __future__ import annotations
@@ -254,22 +256,34 @@ class SafeJsonlReader(JsonlReader):
         count_skipped_file(self, reason, path, f"line {li + 1}: {detail}; skipped" if shown else "")
 
 
+def open_parquet(source, buffer_size: int = 0):
+    """pyarrow's ParquetFile of a path or open file, to be read on one thread without
+    pre-buffering (with `parquet_batches`): a task is one core, and Arrow's reader
+    threads leave memory behind (RSS grew by ~10 MB per pass over the same 6 MB file,
+    and stays flat this way), at the same speed. `buffer_size` > 0 streams pages
+    through a buffer of that size instead of reading a column chunk whole."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(source, buffer_size=buffer_size, pre_buffer=False)
+
+
+def parquet_batches(pf, batch_size: int, columns: list[str] | None = None):
+    """The record batches of an `open_parquet` file, decoded on this thread."""
+    return pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
 class SafeParquetReader(ParquetReader):
     """datatrove's ParquetReader; a file that cannot be read is counted
     (`skipped/unreadable_file`, after the rows read before the damage).
 
-    As datatrove's, but on one thread without pre-buffering: a task is one core, and
-    Arrow's reader threads leave memory behind (RSS grew by ~10 MB per pass over the
-    same 6 MB file, and stays flat this way), at the same speed."""
+    As datatrove's, but read on one thread (`open_parquet`, `parquet_batches`)."""
 
     def read_file(self, filepath: str):
-        import pyarrow.parquet as pq
-
         try:
-            with self.data_folder.open(filepath, "rb") as f, pq.ParquetFile(f, pre_buffer=False) as pqf:
+            with self.data_folder.open(filepath, "rb") as f, open_parquet(f) as pqf:
                 li = 0
                 columns = [self.text_key, self.id_key] if not self.read_metadata else None
-                for batch in pqf.iter_batches(batch_size=self.batch_size, columns=columns, use_threads=False):
+                for batch in parquet_batches(pqf, self.batch_size, columns):
                     documents = []
                     with self.track_time("batch"):
                         for line in batch.to_pylist():
@@ -340,12 +354,10 @@ class UrlReader(PipelineStep):
             self.stat_update("input_files")
             name = url.split("?")[0]
             if name.endswith(".parquet"):
-                import pyarrow.parquet as pq
-
                 with open_input(url, self.policy) as f:
-                    pf = pq.ParquetFile(io.BytesIO(f.read()))  # Parquet needs seeks: read whole
+                    pf = open_parquet(io.BytesIO(f.read()))  # Parquet needs seeks: read whole
                 parser, i = self._parser("parquet"), 0
-                for batch in pf.iter_batches():
+                for batch in parquet_batches(pf, 65_536):
                     for row in batch.to_pylist():
                         doc = parser.get_document_from_dict(row, url, i)
                         i += 1
@@ -482,16 +494,14 @@ def document_files(folder: Path) -> list[Path]:
 def parquet_rows(path: Path, batch_size: int = 1024):
     """The rows of one Parquet document file as dicts, in order. Raises UserError
     naming the file when it is unreadable or has no `text` column."""
-    import pyarrow.parquet as pq
-
     try:
-        pf = pq.ParquetFile(path, pre_buffer=False)  # one thread, as SafeParquetReader
+        pf = open_parquet(path)
     except Exception as e:  # noqa: BLE001 - a damaged file is the user's to fix
         raise UserError(f"{path}: not a readable Parquet file ({e})") from None
     names = set(pf.schema_arrow.names)
     if "text" not in names:
         raise UserError(f"{path}: Parquet file without a 'text' column (columns: {', '.join(sorted(names))})")
-    for batch in pf.iter_batches(batch_size=batch_size, use_threads=False):
+    for batch in parquet_batches(pf, batch_size):
         yield from batch.to_pylist()
 
 
@@ -507,15 +517,13 @@ def column_batches(files: list[str], batch_docs: int, arrow_text: bool = False):
     A missing id is `<file name>/<row in batch>`; source is `metadata.source` (None
     when absent), epoch `metadata.epoch` (0 when absent). With `arrow_text`, texts is
     the pyarrow string array itself (no Python string per document)."""
-    import pyarrow.parquet as pq
-
     for f in files:
         if f.endswith(".parquet"):
             # pages streamed through a 1 MiB buffer: a large row group is not held whole
-            pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
+            pf = open_parquet(f, buffer_size=1 << 20)
             names = pf.schema_arrow.names
             cols = [c for c in ("id", "text", "metadata") if c in names]
-            for b in pf.iter_batches(batch_size=batch_docs, columns=cols, use_threads=False):
+            for b in parquet_batches(pf, batch_docs, cols):
                 n = b.num_rows
                 texts = b.column("text") if arrow_text else b.column("text").to_pylist()
                 ids = b.column("id").to_pylist() if "id" in cols else [None] * n
