@@ -9,6 +9,7 @@ name in `stats.json`.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 from shikomi.config.base import Section
@@ -73,6 +74,12 @@ class CleanRule(Rule):
         if self.kind == "transform":
             return doc.text
         return _normalise_result(self.rule, res)
+
+
+def char_ngram_counts(text: str, n: int) -> Counter:
+    """How often each overlapping character n-gram of `text` occurs, counted in C
+    (`Counter` over slices made by `map`, no Python loop per position)."""
+    return Counter(map(text.__getitem__, map(slice, range(len(text) - n + 1), range(n, len(text) + 1))))
 
 
 def _normalise_result(rule: str, res):

@@ -18,7 +18,7 @@ from collections import Counter
 from pydantic import Field
 
 from shikomi.config.base import Section
-from shikomi.filters.base import CleanRule, register
+from shikomi.filters.base import CleanRule, char_ngram_counts, register
 from shikomi.filters.hojichar_adapter import special_characters_ratio, text_chunks
 from shikomi.filters.ja_words import SharedTagger
 
@@ -33,6 +33,14 @@ class HojiCharRule(CleanRule):
         self._h_filter = self.make()
 
     def value(self, text: str):
+        return None
+
+    def check_value(self, doc):
+        """The filter's decision (`value >= threshold`) from `value()` alone, for rules
+        whose `value()` computes HojiChar's statistic without running its filter."""
+        ratio = self.value(doc.text)
+        if ratio >= self.params.threshold:
+            return self.rule, ratio
         return None
 
     def check(self, doc):
@@ -53,7 +61,7 @@ def char_repetition_ratio(text: str, n: int) -> float:
     repeat (tests/filters/test_ja_words.py checks it against HojiChar's)."""
     import numpy as np
 
-    counts = Counter(map(text.__getitem__, map(slice, range(len(text) - n + 1), range(n, len(text) + 1))))
+    counts = char_ngram_counts(text, n)
     if not counts:
         return 0.0
     freq = sorted(counts.values(), reverse=True)
@@ -312,10 +320,7 @@ class CharRepetitionRatio(HojiCharRule):
 
     def check(self, doc):
         # HojiChar's statistic and decision, with the n-grams counted by `Counter` (in C)
-        ratio = self.value(doc.text)
-        if ratio >= self.params.threshold:
-            return self.rule, ratio
-        return None
+        return self.check_value(doc)
 
 
 class EllipsisParams(Section):
@@ -362,6 +367,14 @@ class TooShortLines(HojiCharRule):
         # paragraphs with blank lines, so every well-formed article would look
         # like a menu. Only lines with content are counted.
         return "\n".join(x for x in text.split("\n") if x.strip())
+
+    def check_value(self, doc):
+        """The filter's decision (`value >= threshold`) from `value()` alone, for rules
+        whose `value()` computes HojiChar's statistic without running its filter."""
+        ratio = self.value(doc.text)
+        if ratio >= self.params.threshold:
+            return self.rule, ratio
+        return None
 
     def check(self, doc):
         from hojichar import Document as HDocument
@@ -494,7 +507,4 @@ class WordRepetitionRatio(HojiCharRule):
 
     def check(self, doc):
         # HojiChar's statistic and decision, with the n-grams counted by `Counter` (in C)
-        ratio = self.value(doc.text)
-        if ratio >= self.params.threshold:
-            return self.rule, ratio
-        return None
+        return self.check_value(doc)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections import Counter
 
 from pydantic import Field, model_validator
 
 from shikomi.config.base import Section
-from shikomi.filters.base import CleanRule, register
+from shikomi.filters.base import CleanRule, char_ngram_counts, register
 from shikomi.text.scripts import char_class, pattern
 
 HIRAGANA = pattern("hiragana")
@@ -285,11 +284,10 @@ class TopNgramParams(Section):
 
 def _top_ngram_fraction(text: str, n: int) -> float:
     """Characters in the most frequent n-gram's occurrences / all characters (datatrove's
-    `find_top_duplicate`: n x its count; counted here by `Counter` over slices, in C)."""
+    `find_top_duplicate`: n x its count; counted in C by `char_ngram_counts`)."""
     if len(text) < n:
         return 0.0
-    grams = map(text.__getitem__, map(slice, range(len(text) - n + 1), range(n, len(text) + 1)))
-    return n * max(Counter(grams).values()) / len(text)
+    return n * max(char_ngram_counts(text, n).values()) / len(text)
 
 
 @register
