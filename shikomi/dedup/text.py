@@ -96,11 +96,17 @@ def shingle_hashes(text: str, n: int) -> np.ndarray:
     m = len(cps) - n + 1
     if m <= 0:
         n, m = len(cps), 1
+    return fmix64(_rolling(cps, n, m))
+
+
+def _rolling(cps: np.ndarray, n: int, m: int) -> np.ndarray:
+    """The polynomial hash (`shingle_hash64` before its final mix) of the n code points
+    starting at each of the first m positions of `cps`."""
     h = np.zeros(m, dtype=np.uint64)
     for i in range(n):
         h *= _POLY
         h += cps[i : i + m]
-    return fmix64(h)
+    return h
 
 
 def concat_shingle_hashes(texts: list[str], n: int) -> np.ndarray:
@@ -110,11 +116,7 @@ def concat_shingle_hashes(texts: list[str], n: int) -> np.ndarray:
     if not texts:
         return np.zeros(0, dtype=np.uint64)
     cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    m = len(cps) - n + 1
-    h = np.zeros(m, dtype=np.uint64)
-    for i in range(n):
-        h *= _POLY
-        h += cps[i : i + m]
+    h = _rolling(cps, n, len(cps) - n + 1)
     del cps
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     counts = lengths - n + 1
